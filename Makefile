@@ -1,0 +1,63 @@
+# The two commands: `make run` (the whole application on this machine) and `make test` (every test).
+# Both create the virtual environment and install what they need on a fresh clone.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed
+PORT ?= 3000
+TENANT ?= t1
+APP ?= app1
+ROLES ?= admin
+SUB ?= ops
+
+.PHONY: venv run token test unit e2e lint packaging bench build deploy clean
+
+$(STAMP): pyproject.toml layers/shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r layers/shared/requirements.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# SAM CLI lives in its own environment: installed beside the project it downgrades boto3 and pydantic.
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.140'
+	touch $(SAM_STAMP)
+
+run: venv
+	PORT=$(PORT) $(BIN)/python -m local_stack
+
+token: venv
+	@$(BIN)/python -m local_stack.token --tenant $(TENANT) --app $(APP) --roles $(ROLES) --sub $(SUB)
+
+lint: venv
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/ruff check layers functions local_stack tests bench
+
+test: venv $(SAM_STAMP) lint
+	SAM_CLI=$(abspath $(SAM)) $(BIN)/pytest
+
+unit: venv
+	$(BIN)/pytest tests/unit tests/handlers
+
+e2e: venv
+	$(BIN)/pytest tests/e2e
+
+bench: venv
+	$(BIN)/python -m bench
+
+build: $(SAM_STAMP)
+	PATH="$$($(BIN)/python -m tests.packaging.python313):$$PATH" $(SAM) build
+
+deploy: build
+	$(SAM) deploy --guided
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

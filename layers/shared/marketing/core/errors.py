@@ -1,0 +1,56 @@
+"""Domain errors. Services raise these; `marketing.core.http` maps them to HTTP answers in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error a caller can act on. `status` is the HTTP answer, `code` a stable name."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        if code:
+            self.code = code
+
+
+class Unauthorized(DomainError):
+    status, code = 401, "UNAUTHORIZED"
+
+
+class Forbidden(DomainError):
+    status, code = 403, "FORBIDDEN"
+
+
+class NotFound(DomainError):
+    status, code = 404, "NOT_FOUND"
+
+
+class Conflict(DomainError):
+    status, code = 409, "CONFLICT"
+
+
+class Gone(DomainError):
+    status, code = 410, "GONE"
+
+
+class InvalidInput(DomainError):
+    """Input that is well-formed but breaks a business rule; names the field in `details`."""
+
+    status, code = 422, "INVALID_INPUT"
+
+    def __init__(self, field: str, message: str, *, code: str | None = None):
+        super().__init__(message, details=[{"field": field, "message": message}], code=code)
+
+
+class BadRequest(DomainError):
+    status, code = 400, "BAD_REQUEST"
+
+
+class TooManyRequests(DomainError):
+    status, code = 429, "TOO_MANY_REQUESTS"

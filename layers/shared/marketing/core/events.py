@@ -1,0 +1,45 @@
+"""Domain events on the EventBridge bus, for the statistics and campaign capabilities.
+
+Delivery is at least once: a service that repeats a write (an idempotent replay) publishes the same event
+again with the same `event_id`, so an event lost between the write and `PutEvents` is sent on the retry,
+and consumers drop duplicates by `event_id`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import boto3
+
+from marketing.core import config
+from marketing.core.clock import now_iso
+from marketing.core.identity import Caller
+
+SOURCE_PREFIX = "marketing."
+
+
+@cache
+def _client():
+    return boto3.client("events")
+
+
+def envelope(caller: Caller, event_id: str, detail: dict[str, Any], occurred_at: str | None = None) -> dict:
+    return {"event_id": event_id, "tenant_id": caller.tenant_id, "app_id": caller.app_id,
+            "occurred_at": occurred_at or now_iso(), **detail}
+
+
+def publish(caller: Caller, *, source: str, detail_type: str, event_id: str, detail: dict[str, Any],
+            occurred_at: str | None = None) -> None:
+    """Put one domain event on the bus. `source` is the capability (`tracking`), `detail_type` the event
+    (`track.new_user`). Raises if EventBridge refuses it, so the caller's retry sends it again."""
+    entry = {
+        "EventBusName": config.event_bus_name(),
+        "Source": SOURCE_PREFIX + source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(envelope(caller, event_id, detail, occurred_at), separators=(",", ":")),
+    }
+    answer = _client().put_events(Entries=[entry])
+    if answer.get("FailedEntryCount"):
+        raise RuntimeError(f"EventBridge refused {detail_type}: {answer['Entries']}")

@@ -1,0 +1,70 @@
+"""Opaque page tokens: base64 of `LastEvaluatedKey`, checked against the query's own partition.
+
+A token that does not decode, or whose partition is not the one being queried (another tenant's, say),
+is a 400: a crafted token can never page through data outside the caller's query.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from marketing.core.errors import BadRequest
+
+MAX_LIMIT = 100
+
+
+def encode(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True, default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(token: str | None, *, partition: dict[str, str]) -> dict[str, Any] | None:
+    """The `ExclusiveStartKey` for `token`, which must name exactly the `partition` attributes given."""
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError) as exc:
+        raise BadRequest("next_token is not a valid page token", details=[{"field": "next_token"}]) from exc
+    if not isinstance(key, dict) or any(key.get(k) != v for k, v in partition.items()):
+        raise BadRequest("next_token does not belong to this query", details=[{"field": "next_token"}])
+    if not all(isinstance(v, str) for v in key.values()):
+        raise BadRequest("next_token is not a valid page token", details=[{"field": "next_token"}])
+    return key
+
+
+def query_page(
+    table,
+    *,
+    partition: dict[str, str],
+    limit: int,
+    next_token: str | None,
+    sort_prefix: tuple[str, str] | None = None,
+    index: str | None = None,
+    newest_first: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a Query: (items, next_token). `partition` is the key condition's equality
+    (`{"pk": "T#t1#..."}`), also used to check the token; `sort_prefix` is `(sort attribute, prefix)`."""
+    (attr, value), = partition.items()
+    condition = Key(attr).eq(value)
+    if sort_prefix:
+        condition = condition & Key(sort_prefix[0]).begins_with(sort_prefix[1])
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": condition,
+        "Limit": max(1, min(limit, MAX_LIMIT)),
+        "ScanIndexForward": not newest_first,
+    }
+    if index:
+        kwargs["IndexName"] = index
+    start = decode(next_token, partition=partition)
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    answer = table.query(**kwargs)
+    return answer.get("Items", []), encode(answer.get("LastEvaluatedKey"))

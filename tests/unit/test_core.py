@@ -1,0 +1,63 @@
+"""Unit tests of the shared core: identity, page tokens, ids, error mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketing.core import pagination
+from marketing.core.errors import BadRequest, Forbidden, Unauthorized
+from marketing.core.identity import Role, caller_from_claims, parse_roles
+from marketing.core.ids import UNAMBIGUOUS_ALPHABET, new_id, random_code
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("[admin user]", {Role.ADMIN, Role.USER}),    # API Gateway's rendering of a list claim
+    ('["service"]', {Role.SERVICE}),
+    ("admin,user", {Role.ADMIN, Role.USER}),
+    (["user", "root"], {Role.USER}),              # unknown roles are ignored
+    (None, set()),
+])
+def test_roles_in_every_shape_the_authorizer_passes(raw, expected):
+    assert parse_roles(raw) == expected
+
+
+def test_caller_needs_subject_tenant_and_a_role():
+    with pytest.raises(Unauthorized):
+        caller_from_claims({"sub": "x"})
+    with pytest.raises(Forbidden):
+        caller_from_claims({"sub": "x", "tenant_id": "t", "roles": "[root]"})
+    caller = caller_from_claims({"sub": "u1", "tenant_id": "t", "app_id": "a", "roles": "[user]"})
+    caller.require_user_access("u1")
+    with pytest.raises(Forbidden):
+        caller.require_user_access("u2")
+    with pytest.raises(Forbidden):
+        caller.require(Role.ADMIN)
+
+
+def test_staff_act_on_any_user_of_their_tenant_only():
+    service = caller_from_claims({"sub": "backend", "tenant_id": "t", "roles": "[service]"})
+    service.require_user_access("anyone")
+    with pytest.raises(Forbidden):
+        service.require_same_tenant("other")
+
+
+def test_page_tokens_round_trip_and_refuse_other_partitions():
+    key = {"pk": "T#t1#U#a", "sk": "ARRIVAL#1#x"}
+    token = pagination.encode(key)
+    assert pagination.decode(token, partition={"pk": "T#t1#U#a"}) == key
+    with pytest.raises(BadRequest):
+        pagination.decode(token, partition={"pk": "T#t2#U#a"})
+    with pytest.raises(BadRequest):
+        pagination.decode("%%%", partition={"pk": "T#t1#U#a"})
+    with pytest.raises(BadRequest):
+        pagination.decode(pagination.encode({"pk": "T#t1#U#a", "sk": 5}), partition={"pk": "T#t1#U#a"})
+    assert pagination.encode(None) is None and pagination.decode(None, partition={}) is None
+
+
+def test_codes_and_ids():
+    code = random_code(12)
+    assert len(code) == 12 and set(code) <= set(UNAMBIGUOUS_ALPHABET)
+    assert not set(UNAMBIGUOUS_ALPHABET) & set("01OIL")
+    ids = [new_id() for _ in range(50)]
+    assert len(set(ids)) == 50 and all(len(i) == 26 for i in ids)
+    assert ids[0][:10] <= ids[-1][:10]  # time-ordered prefix
