@@ -11,6 +11,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -111,7 +112,10 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
 
 
 def _persistence_layer() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=config.idempotency_table_name())
+    # A client of boto3's default session (Powertools would make a session of its own): one configuration,
+    # and request-counting hooks see idempotency traffic too.
+    return DynamoDBPersistenceLayer(table_name=config.idempotency_table_name(),
+                                    boto3_client=boto3.client("dynamodb"))
 
 
 class _DoNotRemember(Exception):
