@@ -12,6 +12,8 @@ import threading
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from local_stack.threads import ServerThread
+
 
 class SerializedApp:
     """WSGI middleware: the whole request, body included, runs under one lock."""
@@ -30,21 +32,11 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class EmbeddedAws:
+class EmbeddedAws(ServerThread):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         app = SerializedApp(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
+        super().__init__(make_server(host, port, app, threaded=True, request_handler=_QuietHandler), "embedded-aws")
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> EmbeddedAws:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
+        return self.url

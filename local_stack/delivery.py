@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from local_stack.functions import FunctionRuntime
 from local_stack.provision import Stack
 from local_stack.template import ACCOUNT, REGION
+from local_stack.threads import Background
 
 IDLE_PAUSE = 0.1  # seconds between polls of an empty queue
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries
@@ -37,30 +37,21 @@ def sqs_record(message: dict, queue_arn: str) -> dict:
     }
 
 
-class QueuePoller:
+class QueuePoller(Background):
     def __init__(self, sqs, queue_url: str, queue_arn: str, deliver: Callable[[list[dict]], set[str]],
                  *, batch_size: int = 10, retry_delay: int = 1):
+        super().__init__(f"poll-{queue_url.rsplit('/', 1)[1]}")
         self.sqs, self.queue_url, self.queue_arn = sqs, queue_url, queue_arn
         self.deliver, self.batch_size, self.retry_delay = deliver, batch_size, retry_delay
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poll-{queue_url.rsplit('/', 1)[1]}", daemon=True)
 
-    def start(self) -> QueuePoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def run(self) -> None:
+        while not self.stopping.is_set():
             try:
                 if not self.poll_once():
-                    self._stop.wait(IDLE_PAUSE)
+                    self.stopping.wait(IDLE_PAUSE)
             except Exception as exc:  # keep polling, as the service would
                 print(f"[local-stack] poller {self.queue_url}: {exc!r}", flush=True)
-                self._stop.wait(1)
+                self.stopping.wait(1)
 
     def poll_once(self) -> int:
         # Short polls: a long poll would hold the embedded AWS's request lock while it waits.
@@ -118,22 +109,13 @@ def _shadow_queue(sqs, name: str) -> tuple[str, str]:
     return url["QueueUrl"], f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
 
 
-class Schedule:
+class Schedule(Background):
     def __init__(self, runtime: FunctionRuntime, seconds: float, rule_name: str):
+        super().__init__(f"schedule-{rule_name}")
         self.runtime, self.seconds, self.rule_name = runtime, seconds, rule_name
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"schedule-{rule_name}", daemon=True)
 
-    def start(self) -> Schedule:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
+    def run(self) -> None:
+        while not self.stopping.wait(self.seconds):
             try:
                 self.runtime.invoke(scheduled_event(self.rule_name))
             except Exception as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 import traceback
 import uuid
@@ -20,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from local_stack import auth
 from local_stack.functions import FunctionRuntime
+from local_stack.threads import ServerThread
 
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "image/svg+xml", "application/x-www-form-urlencoded")
 
@@ -135,26 +135,12 @@ def _error(status: int, code: str, message: str) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-class Gateway:
+class Gateway(ServerThread):
     def __init__(self, routes: list[Route], runtimes: dict[str, FunctionRuntime], *, host: str = "127.0.0.1",
                  port: int = 3000):
         self.routes = sorted(routes, key=lambda r: r.specificity, reverse=True)
         self.runtimes = runtimes
-        self._server = make_server(host, port, self.wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Gateway:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
+        super().__init__(make_server(host, port, self.wsgi, threaded=True), "gateway")
 
     def wsgi(self, environ, start_response):
         request = Request(environ)
