@@ -51,8 +51,8 @@ def webhook(fns, body, *, tenant="t1", platform="fake", headers=None):
 
 
 def earnings(fns, user, tenant="t1"):
-    return body_of(fns["api"](http_event("GET", f"/v1/affiliates/{user}/earnings",
-                                         "/v1/affiliates/{user_id}/earnings", claims_=claims(tenant, "ops", "[admin]"))))
+    return body_of(fns["api"](http_event("GET", f"/v1/affiliates/{user}/earnings", "/v1/affiliates/{user_id}/earnings",
+                                         claims_=claims(tenant, "ops", "[admin]"))))
 
 
 def balances(fns, tenant="t1"):
@@ -242,3 +242,13 @@ def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):
     boto3.client("secretsmanager").create_secret(Name=f"{prefix}meituan", SecretString="s3cret")
     ok = webhook(fns, body.decode(), platform="meituan", headers=signed_headers("t1", "meituan", body, secret="s3cret"))
     assert ok["statusCode"] == 200
+
+
+def test_in_lambda_the_scheduled_pull_reads_its_sources_from_ssm(fns, abc, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-pull")
+    name = fns["pull"].spec.environment["CPS_PULL_SOURCES_PARAMETER"]
+    sources = [{"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc)]}]
+    boto3.client("ssm").put_parameter(Name=name, Type="String", Value=json.dumps(sources))
+    result = fns["pull"](sample_event("cps_pull/scheduled.json"))
+    assert result["results"] == [{"tenant_id": "t1", "platform": "fake", "pulled": 1, "changed": 1, "rejected": 0}]
+    assert earnings(fns, "C")["pending"] == 600
