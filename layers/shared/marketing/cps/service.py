@@ -255,24 +255,8 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
             _publish(caller, current)  # a repeat: send again whatever a failed attempt left unsent
             return Ingested(platform=platform, order_id=order.order_id, status=old.status, changed=False, entries=0)
 
-        saved = {**base, "status": step.progress.status.value, "paid": step.progress.paid,
-                 "settled": step.progress.settled, "void": step.progress.void, "refunded": step.progress.refunded,
-                 "refund_price": max(base.get("refund_price", 0), order.refund_price),
-                 "promoter_id": promoter, "hold_days": hold_days,
-                 "shares": [s.__dict__ for s in step.ledger.shares], "reversed": list(step.ledger.reversed),
-                 "available_at": step.ledger.available_at, "version": version + 1, "updated_at": stamp,
-                 "day": base.get("day") or _order_day(order, stamp), f"via_{via}": True,
-                 "outbox": list(base.get("outbox", []))}
-        if paying and order.paid_at:
-            saved["paid_at"] = iso(order.paid_at)
-        if step.progress.void and order.status == OrderStatus.REFUNDED:
-            saved["refund_price"] = max(saved["refund_price"], order.refund_price or saved["pay_price"])
-        if step.paid_now:
-            saved["outbox"].append(_event("cps.order_paid", f"cps:{platform}:{order.order_id}:paid", saved, stamp))
-        if step.refunded_now:
-            ref = commission.refund_state(step.progress)
-            saved["outbox"].append(_event("cps.order_refunded", f"cps:{platform}:{order.order_id}:refund:{ref}",
-                                          saved, stamp))
+        saved = _next_order(base, order, step, via=via, version=version + 1, stamp=stamp,
+                            promoter=promoter, hold_days=hold_days, paying=paying)
         entries = [_entry(e, saved, stamp) for e in step.entries]
         try:
             dal.save_order(tenant, {k: v for k, v in saved.items() if v is not None}, version, entries)
@@ -283,6 +267,31 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
         return Ingested(platform=platform, order_id=order.order_id, status=step.progress.status, changed=True,
                         entries=len(entries))
     raise RuntimeError(f"order {platform}/{order.order_id} kept changing under us")
+
+
+def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, version: int, stamp: str,
+                promoter: str | None, hold_days: int, paying: bool) -> dict[str, Any]:
+    """The order item after `step`, with the events it owes in its outbox."""
+    progress, ledger = step.progress, step.ledger
+    saved = {**base, "status": progress.status.value, "paid": progress.paid, "settled": progress.settled,
+             "void": progress.void, "refunded": progress.refunded,
+             "refund_price": max(base.get("refund_price", 0), order.refund_price),
+             "promoter_id": promoter, "hold_days": hold_days,
+             "shares": [s.__dict__ for s in ledger.shares], "reversed": list(ledger.reversed),
+             "available_at": ledger.available_at, "version": version, "updated_at": stamp,
+             "day": base.get("day") or _order_day(order, stamp), f"via_{via}": True,
+             "outbox": list(base.get("outbox", []))}
+    if paying and order.paid_at:
+        saved["paid_at"] = iso(order.paid_at)
+    if progress.void and order.status == OrderStatus.REFUNDED:
+        saved["refund_price"] = max(saved["refund_price"], order.refund_price or saved["pay_price"])
+    key = f"cps:{saved['platform']}:{saved['order_id']}"
+    if step.paid_now:
+        saved["outbox"].append(_event("cps.order_paid", f"{key}:paid", saved, stamp))
+    if step.refunded_now:
+        refund = commission.refund_state(progress)
+        saved["outbox"].append(_event("cps.order_refunded", f"{key}:refund:{refund}", saved, stamp))
+    return saved
 
 
 def _entry(entry: Entry, order: dict, recorded_at: str) -> dict[str, Any]:
