@@ -71,9 +71,10 @@ def test_table_design():
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
-def test_http_api_uses_a_jwt_authorizer_and_only_health_is_public():
+def test_http_api_uses_a_jwt_authorizer_and_only_health_and_signed_webhooks_are_public():
     api = TEMPLATE_DICT["Resources"]["HttpApi"]["Properties"]["Auth"]
     assert api["DefaultAuthorizer"] == "JwtAuthorizer"
     public = [f"{s.logical_id}.{name}" for s in SPECS for name, e in s.events.items()
               if e["Type"] == "HttpApi" and e["Properties"].get("Auth", {}).get("Authorizer") == "NONE"]
-    assert public == ["HealthFunction.Health"]
+    # CPS platforms authenticate their webhooks with an HMAC signature instead of a JWT.
+    assert public == ["HealthFunction.Health", "CpsWebhookFunction.OrderWebhook"]

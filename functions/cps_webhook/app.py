@@ -1,0 +1,24 @@
+"""POST /v1/cps/{tenant_id}/{platform}/orders: a CPS platform's signed order update. No JWT: the
+platform authenticates with an HMAC signature made with its per-tenant key (marketing.cps.signing)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from marketing.core.http import build_resolver, lambda_handler_for
+from marketing.core.types import Identifier
+from marketing.cps import service
+from marketing.cps.models import Ingested, Platform
+
+app = build_resolver()
+
+
+@app.post("/v1/cps/<tenant_id>/<platform>/orders")
+def order_update(tenant_id: Annotated[Identifier, Path()], platform: Annotated[Platform, Path()]) -> Ingested:
+    event = app.current_event
+    raw = event.decoded_body.encode() if isinstance(event.decoded_body, str) else event.decoded_body or b""
+    return service.ingest_webhook(tenant_id, platform, dict(event.headers or {}), raw)
+
+
+# Repeats are made harmless by the order's business key, not by an Idempotency-Key (there is no caller).
+lambda_handler = lambda_handler_for(app, idempotent_writes=False)

@@ -1,0 +1,191 @@
+"""DynamoDB access for CPS. Keys (see docs/data-model.md):
+
+    settings           pk T#{t}#CPS                        sk SETTINGS
+    affiliate          pk T#{t}#AFF#{user}                 sk PROFILE      (inviter, upline, pid, invite code)
+    pid → affiliate    pk T#{t}#CPSPID#{pid}               sk PID          (user, upline: one read per order)
+    downline relation  pk T#{t}#AFF#{ancestor}             sk DOWN#{level:02d}#{user}
+    order              pk T#{t}#CPSORDER#{platform}#{id}   sk ORDER        gsi1 T#{t}#CPSDAY#{date} / {platform}#{id}
+    ledger entry       pk T#{t}#AFF#{user}                 sk CPSL#{recorded_at}#{platform}#{id}#{version}#{kind}
+                       gsi1 T#{t}#AFF#{user}#CPSL#{status} / {recorded_at}#{platform}#{id}#{version}#{kind}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from marketing.core import dynamo, pagination
+
+KEYS = {"pk", "sk", "gsi1pk", "gsi1sk"}
+
+
+class AlreadyRegistered(Exception):
+    """The user is an affiliate already (a concurrent registration may have won)."""
+
+
+class PidTaken(Exception):
+    """The random pid belongs to someone else: draw another."""
+
+
+class InviterMissing(Exception):
+    """The inviter is not an affiliate."""
+
+
+class StaleOrder(Exception):
+    """The order changed since it was read: read it again and merge again."""
+
+
+def _strip(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if item is None else {k: v for k, v in dynamo.plain(item).items() if k not in KEYS}
+
+
+def _aff_pk(tenant: str, user_id: str) -> str:
+    return f"T#{tenant}#AFF#{user_id}"
+
+
+def _pid_pk(tenant: str, pid: str) -> str:
+    return f"T#{tenant}#CPSPID#{pid}"
+
+
+def _order_pk(tenant: str, platform: str, order_id: str) -> str:
+    return f"T#{tenant}#CPSORDER#{platform}#{order_id}"
+
+
+def _get(pk: str, sk: str, *, consistent: bool = False) -> dict | None:
+    return _strip(dynamo.table().get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=consistent).get("Item"))
+
+
+# --- settings -------------------------------------------------------------------------------------------
+
+def get_settings(tenant: str) -> dict | None:
+    return _get(f"T#{tenant}#CPS", "SETTINGS")
+
+
+def put_settings(tenant: str, settings: dict[str, Any]) -> None:
+    dynamo.table().put_item(Item={"pk": f"T#{tenant}#CPS", "sk": "SETTINGS", **settings})
+
+
+# --- affiliates -----------------------------------------------------------------------------------------
+
+def get_affiliate(tenant: str, user_id: str, *, consistent: bool = False) -> dict | None:
+    return _get(_aff_pk(tenant, user_id), "PROFILE", consistent=consistent)
+
+
+def get_pid_owner(tenant: str, pid: str) -> dict | None:
+    return _get(_pid_pk(tenant, pid), "PID")
+
+
+def register(tenant: str, profile: dict[str, Any]) -> None:
+    """The affiliate, its pid and one downline relation per upline level, in one transaction; the inviter
+    must be an affiliate at that moment. The profile's `upline` lists levels 1..N (inviter first)."""
+    user = profile["user_id"]
+    actions: list[dict[str, Any]] = [
+        {"Put": {"Item": {"pk": _aff_pk(tenant, user), "sk": "PROFILE", **profile},
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Put": {"Item": {"pk": _pid_pk(tenant, profile["pid"]), "sk": "PID", "user_id": user,
+                          "upline": profile["upline"]},
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+    ]
+    if profile.get("inviter_id"):
+        actions.append({"ConditionCheck": {"Key": {"pk": _aff_pk(tenant, profile["inviter_id"]), "sk": "PROFILE"},
+                                           "ConditionExpression": "attribute_exists(pk)"}})
+    for level, ancestor in enumerate(profile["upline"], start=1):
+        actions.append({"Put": {"Item": {"pk": _aff_pk(tenant, ancestor), "sk": f"DOWN#{level:02d}#{user}",
+                                         "user_id": user, "level": level, "created_at": profile["created_at"]},
+                                "ConditionExpression": "attribute_not_exists(pk)"}})
+    try:
+        dynamo.transact_write(actions)
+    except ClientError as exc:
+        reasons = dynamo.cancellation_reasons(exc)
+        if reasons[0] == "ConditionalCheckFailed":
+            raise AlreadyRegistered from exc
+        if reasons[1] == "ConditionalCheckFailed":
+            raise PidTaken from exc
+        if len(reasons) > 2 and profile.get("inviter_id") and reasons[2] == "ConditionalCheckFailed":
+            raise InviterMissing from exc
+        raise
+
+
+def list_downline(tenant: str, user_id: str, level: int, limit: int,
+                  next_token: str | None) -> tuple[list[dict], str | None]:
+    items, token = pagination.query_page(
+        dynamo.table(), partition={"pk": _aff_pk(tenant, user_id)}, sort_prefix=("sk", f"DOWN#{level:02d}#"),
+        limit=limit, next_token=next_token)
+    return [_strip(i) for i in items], token
+
+
+# --- orders and the ledger -------------------------------------------------------------------------------
+
+def get_order(tenant: str, platform: str, order_id: str) -> dict | None:
+    return _get(_order_pk(tenant, platform, order_id), "ORDER", consistent=True)
+
+
+def save_order(tenant: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]]) -> None:
+    """The order at `expected_version + 1` and the ledger entries of this change: all or nothing, and
+    only if nobody saved the order since it was read (optimistic lock on `version`)."""
+    platform, order_id, version = order["platform"], order["order_id"], order["version"]
+    condition = {"ConditionExpression": "attribute_not_exists(pk)"} if expected_version == 0 else {
+        "ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
+        "ExpressionAttributeValues": {":v": expected_version}}
+    item = {"pk": _order_pk(tenant, platform, order_id), "sk": "ORDER",
+            "gsi1pk": f"T#{tenant}#CPSDAY#{order['day']}", "gsi1sk": f"{platform}#{order_id}", **order}
+    actions: list[dict[str, Any]] = [{"Put": {"Item": item, **condition}}]
+    for entry in entries:
+        suffix = f"{entry['recorded_at']}#{platform}#{order_id}#{version}#{entry['kind']}"
+        actions.append({"Put": {"Item": {
+            "pk": _aff_pk(tenant, entry["user_id"]), "sk": f"CPSL#{suffix}",
+            "gsi1pk": f"{_aff_pk(tenant, entry['user_id'])}#CPSL#{entry['status']}", "gsi1sk": suffix,
+            **{k: v for k, v in entry.items() if v is not None}},
+            "ConditionExpression": "attribute_not_exists(pk)"}})
+    try:
+        dynamo.transact_write(actions)
+    except ClientError as exc:
+        reasons = dynamo.cancellation_reasons(exc)
+        if reasons[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+            raise StaleOrder from exc
+        raise
+
+
+def clear_outbox(tenant: str, platform: str, order_id: str, version: int) -> None:
+    """Forget published events, unless the order moved on (its writer publishes them again: harmless)."""
+    try:
+        dynamo.table().update_item(
+            Key={"pk": _order_pk(tenant, platform, order_id), "sk": "ORDER"}, UpdateExpression="REMOVE outbox",
+            ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues={":v": version})
+    except ClientError as exc:
+        if not dynamo.is_condition_failure(exc):
+            raise
+
+
+def list_entries(tenant: str, user_id: str, status: str | None, limit: int,
+                 next_token: str | None) -> tuple[list[dict], str | None]:
+    if status:
+        items, token = pagination.query_page(
+            dynamo.table(), partition={"gsi1pk": f"{_aff_pk(tenant, user_id)}#CPSL#{status}"}, index="gsi1",
+            limit=limit, next_token=next_token, newest_first=True)
+    else:
+        items, token = pagination.query_page(
+            dynamo.table(), partition={"pk": _aff_pk(tenant, user_id)}, sort_prefix=("sk", "CPSL#"),
+            limit=limit, next_token=next_token, newest_first=True)
+    return [_strip(i) for i in items], token
+
+
+def _query_all(**kwargs: Any) -> list[dict]:
+    items, start = [], None
+    while True:
+        answer = dynamo.table().query(**kwargs, **({"ExclusiveStartKey": start} if start else {}))
+        items += [_strip(i) for i in answer.get("Items", [])]
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+def all_entries(tenant: str, user_id: str) -> list[dict]:
+    return _query_all(KeyConditionExpression=Key("pk").eq(_aff_pk(tenant, user_id)) & Key("sk").begins_with("CPSL#"))
+
+
+def orders_of_day(tenant: str, day: str) -> list[dict]:
+    return _query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(f"T#{tenant}#CPSDAY#{day}"))

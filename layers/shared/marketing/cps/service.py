@@ -1,0 +1,378 @@
+"""Use cases of CPS distribution: affiliates and their invite chain, order ingestion (webhook and pull),
+the commission ledger and its queries. API functions pass the verified caller first; webhooks and pulls
+act as the platform inside the tenant their signature or configuration names."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from marketing.core import events
+from marketing.core.clock import iso, now, now_iso
+from marketing.core.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from marketing.core.identity import Caller, Role
+from marketing.core.ids import random_code
+from marketing.core.observability import logger, metrics
+from marketing.core.types import Identifier
+from marketing.cps import commission, dal, signing
+from marketing.cps.adapters import adapter_for
+from marketing.cps.commission import ENTRY_STATUS, Entry, EntryKind, Ledger, OrderStatus, Progress, Share
+from marketing.cps.models import (
+    Affiliate,
+    AffiliateIn,
+    CommissionEntry,
+    CommissionPage,
+    Earnings,
+    Ingested,
+    OrderIn,
+    OrderState,
+    Platform,
+    Reconciliation,
+    Relation,
+    RelationPage,
+    Settings,
+    SettingsIn,
+    Upline,
+)
+from marketing.tracking import service as tracking
+from marketing.tracking.models import NEW_USER
+
+PID_LENGTH = 10
+_PID_ATTEMPTS = 8
+_SAVE_ATTEMPTS = 10
+PULL_LOOKBACK = timedelta(hours=2)  # pulls overlap: a repeat of an order is harmless
+
+
+class InvalidBody(DomainError):
+    status, code = 422, "VALIDATION_ERROR"
+
+
+def _invalid_body(exc: ValidationError) -> InvalidBody:
+    details = [{"field": ".".join(["body", *map(str, e["loc"])]), "message": e["msg"], "type": e["type"]}
+               for e in exc.errors()]
+    return InvalidBody(f"invalid request: {', '.join(d['field'] for d in details)}", details=details)
+
+
+def platform_caller(tenant_id: str, platform: str) -> Caller:
+    """Who acts for a platform's webhook or pull: a service inside the tenant the platform is bound to."""
+    return Caller(sub=f"cps:{platform}", tenant_id=tenant_id, app_id="", roles=frozenset({Role.SERVICE}))
+
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+def settings_of(tenant_id: str) -> Settings:
+    stored = dal.get_settings(tenant_id)
+    return Settings(**stored) if stored else Settings()
+
+
+def get_settings(caller: Caller) -> Settings:
+    caller.require(Role.ADMIN, Role.SERVICE)
+    return settings_of(caller.tenant_id)
+
+
+def configure(caller: Caller, body: SettingsIn) -> Settings:
+    """New rates and levels apply to orders paid from now on; orders paid earlier keep their shares."""
+    caller.require(Role.ADMIN)
+    settings = Settings(**body.model_dump(), updated_at=now_iso())
+    dal.put_settings(caller.tenant_id, settings.model_dump())
+    return settings
+
+
+# --- affiliates ---------------------------------------------------------------------------------------------
+
+def _affiliate(caller: Caller, profile: dict) -> Affiliate:
+    code = profile["invite_code"]
+    return Affiliate(user_id=profile["user_id"], inviter_id=profile.get("inviter_id"), invite_code=code,
+                     invite_url=tracking.share_url(code), qrcode_svg=tracking.promo_qr_svg(caller, code),
+                     pid=profile["pid"], created_at=profile["created_at"])
+
+
+def _inviter_of(caller: Caller, invite_code: str) -> str:
+    try:
+        return tracking.promo_owner(caller, invite_code).user_id
+    except NotFound as exc:
+        raise InvalidInput("invite_code", f"invite code {invite_code} is unknown") from exc
+
+
+def _refuse_new_inviter(caller: Caller, profile: dict, inviter_id: str) -> None:
+    """A registered user keeps the inviter it registered with (or none): say why a different one is refused."""
+    user = profile["user_id"]
+    if inviter_id == profile.get("inviter_id"):
+        return
+    if inviter_id == user:
+        raise Conflict("a user cannot invite themselves", code="SELF_INVITE")
+    inviter = dal.get_affiliate(caller.tenant_id, inviter_id)
+    if inviter and user in inviter.get("upline", []):
+        raise Conflict(f"{inviter_id} is in the downline of {user}: the invitation would make a cycle", code="CYCLE")
+    raise Conflict(f"the inviter of {user} is set at registration and never changes", code="INVITER_FIXED")
+
+
+def register(caller: Caller, body: AffiliateIn) -> tuple[Affiliate, bool]:
+    """Make `user_id` a distributor, under the owner of `invite_code` if given. Answers (affiliate, created).
+
+    The profile, the pid and the downline relations of levels 1..N are one transaction that also checks the
+    inviter is an affiliate. A new user has no downline, so no invitation can close a cycle; a registered
+    user's inviter never changes. Concurrent registrations of one user: one wins, the others read it."""
+    caller.require_user_access(body.user_id)
+    tenant, user = caller.tenant_id, body.user_id
+    inviter_id = _inviter_of(caller, body.invite_code) if body.invite_code else None
+    existing = dal.get_affiliate(tenant, user)
+    if existing:
+        if inviter_id is not None:
+            _refuse_new_inviter(caller, existing, inviter_id)
+        return _affiliate(caller, existing), False
+    if inviter_id == user:
+        raise Conflict("a user cannot invite themselves", code="SELF_INVITE")
+    upline: list[str] = []
+    if inviter_id:
+        inviter = dal.get_affiliate(tenant, inviter_id)
+        if inviter is None:
+            raise InvalidInput("invite_code", f"the owner of invite code {body.invite_code} is not an affiliate")
+        # An affiliate's upline never changes once written, so this read cannot go stale.
+        upline = ([inviter_id] + inviter.get("upline", []))[:settings_of(tenant).levels]
+    code = tracking.get_or_create_promo(caller, user, NEW_USER).promcode
+    for _ in range(_PID_ATTEMPTS):
+        profile = {"user_id": user, "inviter_id": inviter_id, "upline": upline, "invite_code": code,
+                   "pid": random_code(PID_LENGTH), "created_at": now_iso()}
+        try:
+            dal.register(tenant, {k: v for k, v in profile.items() if v is not None})
+        except dal.PidTaken:
+            continue
+        except dal.InviterMissing as exc:
+            raise InvalidInput("invite_code", f"the owner of invite code {body.invite_code} is not an affiliate") \
+                from exc
+        except dal.AlreadyRegistered:
+            winner = dal.get_affiliate(tenant, user, consistent=True)
+            if inviter_id is not None:
+                _refuse_new_inviter(caller, winner, inviter_id)
+            return _affiliate(caller, winner), False
+        metrics.add_metric(name="AffiliatesRegistered", unit="Count", value=1)
+        return _affiliate(caller, profile), True
+    raise RuntimeError("could not draw a free pid")  # 31^10 pids: practically unreachable
+
+
+def _profile(caller: Caller, user_id: str) -> dict:
+    caller.require_user_access(user_id)
+    profile = dal.get_affiliate(caller.tenant_id, user_id)
+    if profile is None:
+        raise NotFound(f"{user_id} is not an affiliate")
+    return profile
+
+
+def get_affiliate(caller: Caller, user_id: str) -> Affiliate:
+    return _affiliate(caller, _profile(caller, user_id))
+
+
+def downline(caller: Caller, user_id: str, level: int, limit: int, next_token: str | None) -> RelationPage:
+    caller.require_user_access(user_id)
+    items, token = dal.list_downline(caller.tenant_id, user_id, level, limit, next_token)
+    return RelationPage(items=[Relation(**i) for i in items], next_token=token)
+
+
+def upline(caller: Caller, user_id: str) -> Upline:
+    profile = _profile(caller, user_id)
+    return Upline(user_id=user_id, items=[Relation(user_id=u, level=n, created_at=profile["created_at"])
+                                          for n, u in enumerate(profile.get("upline", []), start=1)])
+
+
+# --- orders: one ingestion path for webhooks and pulls ------------------------------------------------------
+
+def _parse(model: type[BaseModel], raw: bytes | dict) -> Any:
+    try:
+        return model.model_validate_json(raw) if isinstance(raw, bytes) else model.model_validate(raw)
+    except ValidationError as exc:
+        raise _invalid_body(exc) from exc
+
+
+def ingest_webhook(tenant_id: str, platform: str, headers: dict[str, str], raw_body: bytes) -> Ingested:
+    """A platform's signed order update. The signature is checked before anything is read or written."""
+    if not signing.verify(tenant_id, platform, raw_body, headers.get("x-timestamp"), headers.get("x-signature")):
+        metrics.add_metric(name="CpsWebhookRejected", unit="Count", value=1)
+        raise Unauthorized("missing, wrong or stale webhook signature")
+    order = _parse(OrderIn, raw_body)
+    return ingest(platform_caller(tenant_id, platform), platform, order, via="webhook")
+
+
+def _progress(order: dict | None) -> Progress:
+    if not order:
+        return Progress()
+    return Progress(status=OrderStatus(order["status"]), paid=order["paid"], settled=order["settled"],
+                    void=order["void"], refunded=order["refunded"])
+
+
+def _ledger(order: dict | None) -> Ledger:
+    if not order:
+        return Ledger()
+    return Ledger(shares=tuple(Share(**s) for s in order.get("shares", [])),
+                  reversed=tuple(order.get("reversed", [])), available_at=order.get("available_at"))
+
+
+def _chain(tenant: str, pid: str, levels: int) -> list[str]:
+    """The promoter (level 0) and its inviters up to `levels`, as the chain stands now: it never changes."""
+    owner = dal.get_pid_owner(tenant, pid)
+    return [owner["user_id"], *owner.get("upline", [])[:levels]] if owner else []
+
+
+def _order_day(order: OrderIn, seen_at: str) -> str:
+    return iso(order.paid_at)[:10] if order.paid_at else seen_at[:10]
+
+
+def _event(detail_type: str, event_id: str, order: dict, occurred_at: str) -> dict:
+    detail = {k: order.get(k) for k in ("platform", "order_id", "pid", "promoter_id", "buyer_id", "pay_price",
+                                        "commission", "title")}
+    if detail_type == "cps.order_refunded":
+        detail["refund_price"] = order.get("refund_price", 0)
+    return {"detail_type": detail_type, "event_id": event_id, "occurred_at": occurred_at, "detail": detail}
+
+
+def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingested:
+    """Merge one order update into the stored order and append the ledger entries the change adds, in one
+    transaction guarded by the order's version. A repeat, or an older status, changes nothing."""
+    tenant, update = caller.tenant_id, Progress.of(order.status, order.refund_price, order.settled_at is not None)
+    for _ in range(_SAVE_ATTEMPTS):
+        current = dal.get_order(tenant, platform, order.order_id)
+        old, version = _progress(current), (current or {}).get("version", 0)
+        base = current or {"platform": platform, "order_id": order.order_id, "pid": order.pid,
+                           "buyer_id": order.buyer_id, "pay_price": order.pay_price, "commission": order.commission,
+                           "title": order.title, "refund_price": 0, "promoter_id": None}
+        stamp = now_iso()
+        shares, hold_days, promoter = None, base.get("hold_days", Settings().hold_days), base.get("promoter_id")
+        paying = update.paid and not old.paid
+        if paying:
+            settings = settings_of(tenant)
+            chain = _chain(tenant, base["pid"], settings.levels)
+            shares = commission.split(order.commission, settings.rates_bp, chain)
+            hold_days, promoter = settings.hold_days, chain[0] if chain else None
+            base = {**base, "pay_price": order.pay_price, "commission": order.commission}
+        settled_at = iso(order.settled_at) if order.settled_at else stamp
+        available_at = iso(datetime.fromisoformat(settled_at).astimezone(UTC) + timedelta(days=hold_days))
+        step = commission.advance(old, _ledger(current), update, pay_price=base["pay_price"],
+                                  shares_if_paid=shares, available_at=available_at)
+        if current and step.progress == old and current.get(f"via_{via}"):
+            _publish(caller, current)  # a repeat: send again whatever a failed attempt left unsent
+            return Ingested(platform=platform, order_id=order.order_id, status=old.status, changed=False, entries=0)
+
+        saved = _next_order(base, order, step, via=via, version=version + 1, stamp=stamp,
+                            promoter=promoter, hold_days=hold_days, paying=paying)
+        entries = [_entry(e, saved, stamp) for e in step.entries]
+        try:
+            dal.save_order(tenant, {k: v for k, v in saved.items() if v is not None}, version, entries)
+        except dal.StaleOrder:
+            continue  # someone saved the order since we read it: merge again on top of theirs
+        metrics.add_metric(name="CpsLedgerEntries", unit="Count", value=len(entries))
+        _publish(caller, saved)
+        return Ingested(platform=platform, order_id=order.order_id, status=step.progress.status, changed=True,
+                        entries=len(entries))
+    raise RuntimeError(f"order {platform}/{order.order_id} kept changing under us")
+
+
+def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, version: int, stamp: str,
+                promoter: str | None, hold_days: int, paying: bool) -> dict[str, Any]:
+    """The order item after `step`, with the events it owes in its outbox."""
+    progress, ledger = step.progress, step.ledger
+    saved = {**base, "status": progress.status.value, "paid": progress.paid, "settled": progress.settled,
+             "void": progress.void, "refunded": progress.refunded,
+             "refund_price": max(base.get("refund_price", 0), order.refund_price),
+             "promoter_id": promoter, "hold_days": hold_days,
+             "shares": [s.__dict__ for s in ledger.shares], "reversed": list(ledger.reversed),
+             "available_at": ledger.available_at, "version": version, "updated_at": stamp,
+             "day": base.get("day") or _order_day(order, stamp), f"via_{via}": True,
+             "outbox": list(base.get("outbox", []))}
+    if paying and order.paid_at:
+        saved["paid_at"] = iso(order.paid_at)
+    if progress.void and order.status == OrderStatus.REFUNDED:
+        saved["refund_price"] = max(saved["refund_price"], order.refund_price or saved["pay_price"])
+    key = f"cps:{saved['platform']}:{saved['order_id']}"
+    if step.paid_now:
+        saved["outbox"].append(_event("cps.order_paid", f"{key}:paid", saved, stamp))
+    if step.refunded_now:
+        refund = commission.refund_state(progress)
+        saved["outbox"].append(_event("cps.order_refunded", f"{key}:refund:{refund}", saved, stamp))
+    return saved
+
+
+def _entry(entry: Entry, order: dict, recorded_at: str) -> dict[str, Any]:
+    return {"user_id": entry.user_id, "platform": order["platform"], "order_id": order["order_id"],
+            "title": order.get("title", ""), "level": entry.level, "order_user_id": order.get("promoter_id"),
+            "buyer_id": order.get("buyer_id"), "kind": entry.kind.value, "status": ENTRY_STATUS[entry.kind],
+            "amount": entry.amount, "available_at": entry.available_at, "recorded_at": recorded_at}
+
+
+def _publish(caller: Caller, order: dict) -> None:
+    """Publish the order's outbox, then forget it. A crash between the two publishes again on the next
+    update or repeat: consumers drop duplicates by `event_id`."""
+    outbox = order.get("outbox") or []
+    for event in outbox:
+        events.publish(caller, source="cps", detail_type=event["detail_type"], event_id=event["event_id"],
+                       occurred_at=event["occurred_at"], detail=event["detail"])
+    if outbox:
+        dal.clear_outbox(caller.tenant_id, order["platform"], order["order_id"], order["version"])
+
+
+class PullSource(BaseModel):
+    tenant_id: Identifier
+    platform: Platform
+    adapter: str = "json"
+
+
+def pull(source: dict[str, Any], *, until: datetime | None = None) -> dict[str, int]:
+    """Pull a platform's recent orders through its adapter into the same ingestion as webhooks. An order the
+    platform reports in a shape we cannot read is logged and skipped; the others go on."""
+    where = PullSource.model_validate(source)
+    caller = platform_caller(where.tenant_id, where.platform)
+    until = until or now()
+    counts = {"pulled": 0, "changed": 0, "rejected": 0}
+    for raw in adapter_for(source).fetch(until - PULL_LOOKBACK, until):
+        counts["pulled"] += 1
+        try:
+            order = OrderIn.model_validate(raw)
+        except ValidationError as exc:
+            counts["rejected"] += 1
+            logger.warning("unreadable order from a pull", extra={"platform": where.platform,
+                                                                   "errors": json.dumps(exc.errors(), default=str)})
+            continue
+        counts["changed"] += ingest(caller, where.platform, order, via="pull").changed
+    return counts
+
+
+def get_order(caller: Caller, platform: str, order_id: str) -> OrderState:
+    caller.require(Role.ADMIN, Role.SERVICE)
+    order = dal.get_order(caller.tenant_id, platform, order_id)
+    if order is None:
+        raise NotFound(f"order {platform}/{order_id} is unknown")
+    return OrderState(**order)
+
+
+# --- queries ----------------------------------------------------------------------------------------------
+
+def commissions(caller: Caller, user_id: str, status: str | None, limit: int,
+                next_token: str | None) -> CommissionPage:
+    caller.require_user_access(user_id)
+    items, token = dal.list_entries(caller.tenant_id, user_id, status, limit, next_token)
+    return CommissionPage(items=[CommissionEntry(**i) for i in items], next_token=token)
+
+
+def earnings(caller: Caller, user_id: str) -> Earnings:
+    """The sum of the distributor's ledger entries, split by where the money sits now."""
+    caller.require_user_access(user_id)
+    entries = [Entry(EntryKind(i["kind"]), i["level"], i["user_id"], i["amount"], i.get("available_at"))
+               for i in dal.all_entries(caller.tenant_id, user_id)]
+    total = commission.balance(entries, now_iso())
+    return Earnings(user_id=user_id, pending=total.pending, available=total.available, reversed=total.reversed,
+                    by_level={str(k): v for k, v in sorted(total.by_level.items())})
+
+
+def reconciliation(caller: Caller, day: str, platform: str | None) -> Reconciliation:
+    """The orders of a day (paid that day, or first seen that day if unpaid) by how they reached us: a
+    platform's webhooks and its pulls should see the same orders; what only one saw needs a look."""
+    caller.require(Role.ADMIN, Role.SERVICE)
+    orders = [o for o in dal.orders_of_day(caller.tenant_id, day) if platform is None or o["platform"] == platform]
+    name = (lambda o: o["order_id"]) if platform else (lambda o: f"{o['platform']}/{o['order_id']}")
+    return Reconciliation(
+        date=day, platform=platform, orders=len(orders),
+        both=sum(1 for o in orders if o.get("via_webhook") and o.get("via_pull")),
+        webhook_only=sorted(name(o) for o in orders if o.get("via_webhook") and not o.get("via_pull")),
+        pull_only=sorted(name(o) for o in orders if o.get("via_pull") and not o.get("via_webhook")))

@@ -1,0 +1,77 @@
+"""Webhook signatures: HMAC-SHA256 over `{timestamp}.{raw body}`, hex in `X-Signature`, the timestamp
+(Unix seconds) in `X-Timestamp`, accepted within 5 minutes either way.
+
+The signing key binds the tenant: a platform has one secret (per stage), and each tenant's key is derived
+from it, `key = HMAC-SHA256(platform secret, "tenant:" + tenant_id)` (hex). A tenant's platform account is
+configured with its own key, so a webhook signed for one tenant fails on another tenant's URL, and one
+stored secret per platform serves every tenant.
+
+Where the platform secret comes from: `CPS_WEBHOOK_SECRET_<PLATFORM>` if set; in Lambda otherwise the
+Secrets Manager secret `{CPS_WEBHOOK_SECRET_PREFIX}{platform}` (cached 5 minutes, missing = every request
+refused); outside Lambda (the local stack, tests) the default `local-webhook-secret`.
+
+`python -m marketing.cps.signing TENANT PLATFORM FILE` prints the headers for a body, for curl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sys
+import time
+from pathlib import Path
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+LOCAL_DEFAULT_SECRET = "local-webhook-secret"
+TOLERANCE_SECONDS = 300
+
+
+def platform_secret(platform: str) -> str | None:
+    explicit = os.environ.get(f"CPS_WEBHOOK_SECRET_{platform.upper()}")
+    if explicit:
+        return explicit
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return LOCAL_DEFAULT_SECRET
+    try:
+        return parameters.get_secret(os.environ["CPS_WEBHOOK_SECRET_PREFIX"] + platform, max_age=300)
+    except (GetParameterError, KeyError):
+        return None  # fail closed: no secret, no accepted webhook
+
+
+def tenant_key(secret: str, tenant_id: str) -> str:
+    return hmac.new(secret.encode(), f"tenant:{tenant_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign(key: str, timestamp: int | str, body: bytes) -> str:
+    return hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(tenant_id: str, platform: str, body: bytes, *, timestamp: int | None = None,
+                   secret: str | None = None) -> dict[str, str]:
+    """The headers a platform sends with `body` (for tests, tools and the docs' curl examples)."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    key = tenant_key(secret or platform_secret(platform) or "", tenant_id)
+    return {"X-Timestamp": str(stamp), "X-Signature": sign(key, stamp, body)}
+
+
+def verify(tenant_id: str, platform: str, body: bytes, timestamp: str | None, signature: str | None,
+           *, now: float | None = None) -> bool:
+    """True only for a fresh timestamp and the signature of this tenant's key over exactly these bytes."""
+    if not timestamp or not signature or not timestamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > TOLERANCE_SECONDS:
+        return False
+    secret = platform_secret(platform)
+    if not secret:
+        return False
+    expected = sign(tenant_key(secret, tenant_id), timestamp, body)
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+if __name__ == "__main__":  # pragma: no cover - a tool for people
+    tenant, platform_, path = sys.argv[1:4]
+    for name, value in signed_headers(tenant, platform_, Path(path).read_bytes()).items():
+        print(f"{name}: {value}")

@@ -1,0 +1,254 @@
+"""CPS order ingestion on moto: signed webhooks, the scheduled pull, the ledger and its queries, events."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+
+from marketing.cps.signing import signed_headers
+from tests.support import Function, body_of, claims, http_event, sample_event
+
+ADMIN = claims("t1", "ops", "[admin]")
+ROUTE = "/v1/cps/{tenant_id}/{platform}/orders"
+LONG_AGO = "2020-01-01T00:00:00Z"  # settled so long ago that the hold is over
+
+
+@pytest.fixture
+def fns(stack):
+    return {"api": Function("CpsApiFunction", stack), "hook": Function("CpsWebhookFunction", stack),
+            "pull": Function("CpsPullFunction", stack)}
+
+
+def make_chain(fns, tenant="t1"):
+    """The article's chain: A invites B, B invites C. Returns C's pid."""
+    code = None
+    for user in "ABC":
+        body = {"user_id": user, **({"invite_code": code} if code else {})}
+        affiliate = body_of(fns["api"](http_event("POST", "/v1/affiliates", "/v1/affiliates", body=body,
+                                                  claims_=claims(tenant, "ops", "[admin]"))))
+        code = affiliate["invite_code"]
+    return affiliate["pid"]
+
+
+@pytest.fixture
+def abc(fns):
+    return make_chain(fns)
+
+
+def order(pid, status="PAID", order_id="o-1", **more):
+    return {"order_id": order_id, "status": status, "pid": pid, "pay_price": 5000, "commission": 1000,
+            "refund_price": 0, "title": "Lunch set", "paid_at": "2026-11-23T12:00:00Z", **more}
+
+
+def webhook(fns, body, *, tenant="t1", platform="fake", headers=None):
+    raw = body if isinstance(body, str) else json.dumps(body)
+    if headers is None:
+        headers = signed_headers(tenant, platform, raw.encode())
+    return fns["hook"](http_event("POST", f"/v1/cps/{tenant}/{platform}/orders", ROUTE, body=raw, headers=headers))
+
+
+def earnings(fns, user, tenant="t1"):
+    return body_of(fns["api"](http_event("GET", f"/v1/affiliates/{user}/earnings", "/v1/affiliates/{user_id}/earnings",
+                                         claims_=claims(tenant, "ops", "[admin]"))))
+
+
+def balances(fns, tenant="t1"):
+    return {u: {k: v for k, v in earnings(fns, u, tenant).items() if k != "user_id"} for u in "ABC"}
+
+
+def entries(stack, tenant="t1") -> list[tuple]:
+    items = boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"]
+    return sorted((i["user_id"], i["kind"], int(i["amount"])) for i in items
+                  if i["sk"].startswith("CPSL#") and i["pk"].startswith(f"T#{tenant}#"))
+
+
+def test_the_articles_example(fns, abc):
+    answer = webhook(fns, order(abc))
+    assert answer["statusCode"] == 200
+    assert body_of(answer) == {"platform": "fake", "order_id": "o-1", "status": "PAID", "changed": True,
+                               "entries": 3}
+    assert {u: b["pending"] for u, b in balances(fns).items()} == {"C": 600, "B": 200, "A": 100}
+    assert earnings(fns, "A")["by_level"] == {"2": 100}
+    listed = body_of(fns["api"](http_event("GET", "/v1/affiliates/A/commissions",
+                                           "/v1/affiliates/{user_id}/commissions", claims_=ADMIN)))["items"]
+    assert [(e["order_id"], e["level"], e["order_user_id"], e["amount"], e["status"]) for e in listed] == [
+        ("o-1", 2, "C", 100, "pending")]
+
+
+def test_the_same_webhook_five_times_and_a_pull_make_one_set_of_entries(fns, abc, stack):
+    for _ in range(5):
+        assert webhook(fns, order(abc))["statusCode"] == 200
+    pulled = fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc)]})
+    assert pulled["results"][0] == {"tenant_id": "t1", "platform": "fake", "pulled": 1, "changed": 1,
+                                    "rejected": 0}  # changed: the order is now known to the pull too
+    again = fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc)]})
+    assert again["results"][0]["changed"] == 0
+    assert entries(stack) == [("A", "accrual", 100), ("B", "accrual", 200), ("C", "accrual", 600)]
+    recon = body_of(fns["api"](sample_event("cps_api/get_reconciliation.json")))
+    assert recon == {"date": "2026-11-23", "platform": "fake", "orders": 1, "both": 1, "webhook_only": [],
+                     "pull_only": []}
+
+
+def test_refund_after_settlement_adds_reversals_and_balances_add_up(fns, abc, stack):
+    webhook(fns, order(abc))
+    webhook(fns, order(abc, "SETTLED", settled_at=LONG_AGO))
+    assert balances(fns)["C"] == {"pending": 0, "available": 600, "reversed": 0, "by_level": {"0": 600}}
+    webhook(fns, order(abc, "PARTIALLY_REFUNDED", refund_price=1250, settled_at=LONG_AGO))
+    assert balances(fns)["C"] == {"pending": 0, "available": 450, "reversed": 150, "by_level": {"0": 450}}
+    webhook(fns, order(abc, "REFUNDED", refund_price=5000))
+    after = balances(fns)
+    assert after == {u: {"pending": 0, "available": 0, "reversed": share, "by_level": {level: 0}}
+                     for u, share, level in (("A", 100, "2"), ("B", 200, "1"), ("C", 600, "0"))}
+    kinds = [k for u, k, _ in entries(stack) if u == "B"]
+    assert sorted(kinds) == ["accrual", "reversal", "reversal", "settlement"]
+    state = body_of(fns["api"](http_event("GET", "/v1/cps/orders/fake/o-1", "/v1/cps/orders/{platform}/{order_id}",
+                                          claims_=ADMIN)))
+    assert state["status"] == "REFUNDED" and state["refund_price"] == 5000 and state["promoter_id"] == "C"
+
+
+def test_settled_money_waits_for_the_hold(fns, abc):
+    webhook(fns, order(abc))
+    webhook(fns, order(abc, "SETTLED"))  # settled now: a 7-day hold
+    c = earnings(fns, "C")
+    assert (c["pending"], c["available"]) == (600, 0)
+    available = body_of(fns["api"](http_event("GET", "/v1/affiliates/C/commissions",
+                                              "/v1/affiliates/{user_id}/commissions", query={"status": "available"},
+                                              claims_=ADMIN)))["items"]
+    assert [(e["kind"], e["amount"]) for e in available] == [("settlement", 600)]
+    assert available[0]["available_at"] > available[0]["recorded_at"]
+
+
+def test_out_of_order_ends_where_in_order_ends(fns, abc, stack):
+    # Given the same chain in two tenants
+    pid_t2 = make_chain(fns, "t2")
+    # When t1 hears REFUNDED before PAID, and t2 hears them in order
+    webhook(fns, order(abc, "REFUNDED", refund_price=5000))
+    assert body_of(webhook(fns, order(abc, "PAID")))["changed"] is False
+    webhook(fns, order(pid_t2, "PAID"), tenant="t2")
+    webhook(fns, order(pid_t2, "REFUNDED", refund_price=5000), tenant="t2")
+    # Then balances, ledger entries and the order end the same
+    assert balances(fns) == balances(fns, "t2")
+    assert balances(fns)["C"] == {"pending": 0, "available": 0, "reversed": 600, "by_level": {"0": 0}}
+    assert entries(stack) == entries(stack, "t2") and len(entries(stack)) == 6
+
+    def state(tenant):
+        answer = fns["api"](http_event("GET", "/v1/cps/orders/fake/o-1", "/v1/cps/orders/{platform}/{order_id}",
+                                       claims_=claims(tenant, "ops", "[admin]")))
+        return {k: v for k, v in body_of(answer).items() if k not in ("pid", "updated_at")}
+
+    assert state("t1") == state("t2") and state("t1")["status"] == "REFUNDED"
+    # And an older status arriving late neither moves the status back nor adds entries
+    late = body_of(webhook(fns, order(abc, "SETTLED")))
+    assert (late["status"], late["entries"]) == ("REFUNDED", 0)
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-Timestamp": str(int(time.time()))},
+    {"X-Timestamp": str(int(time.time())), "X-Signature": "0" * 64},
+    "stale", "other-tenant", "other-secret", "tampered",
+])
+def test_unsigned_wrong_and_stale_webhooks_are_401_and_store_nothing(fns, stack, headers):
+    body = order("ANYPID")
+    raw = json.dumps(body).encode()
+    if headers == "stale":
+        headers = signed_headers("t1", "fake", raw, timestamp=int(time.time()) - 301)
+    elif headers == "other-tenant":
+        headers = signed_headers("t2", "fake", raw)
+    elif headers == "other-secret":
+        headers = signed_headers("t1", "fake", raw, secret="guessed")
+    elif headers == "tampered":
+        headers = signed_headers("t1", "fake", json.dumps({**body, "commission": 9}).encode())
+    answer = webhook(fns, raw.decode(), headers=headers)
+    assert answer["statusCode"] == 401
+    assert body_of(answer)["error"]["code"] == "UNAUTHORIZED"
+    assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
+
+
+def test_a_signed_but_invalid_body_names_the_field(fns, stack):
+    answer = webhook(fns, {"order_id": "o-9", "status": "SHIPPED", "pid": "p", "pay_price": -1, "commission": 1})
+    assert answer["statusCode"] == 422
+    fields = {d["field"] for d in body_of(answer)["error"]["details"]}
+    assert {"body.status", "body.pay_price"} <= fields
+    assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
+    assert webhook(fns, "{not json")["statusCode"] == 422
+
+
+def test_the_sample_event_is_signed_for_the_local_secret(fns):
+    event = sample_event("cps_webhook/order_paid.json")
+    assert fns["hook"](event)["statusCode"] == 401  # its timestamp is long stale: replays are refused
+    event["headers"].update({k.lower(): v for k, v in signed_headers("t1", "fake", event["body"].encode()).items()})
+    assert fns["hook"](event)["statusCode"] == 200
+
+
+def test_unknown_pid_is_stored_without_commission(fns, stack):
+    assert body_of(webhook(fns, order("NOBODY")))["entries"] == 0
+    state = body_of(fns["api"](sample_event("cps_api/get_order.json")))
+    assert state["status"] == "PAID" and state["promoter_id"] is None and state["shares"] == []
+
+
+def test_orders_publish_paid_and_refunded_events_once_per_fact(fns, abc, stack):
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.ref("EventBus")
+    events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps({"source": ["marketing.cps"]}))
+    events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    webhook(fns, order(abc))
+    webhook(fns, order(abc))
+    webhook(fns, order(abc, "REFUNDED", refund_price=5000))
+
+    delivered = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert sorted(e["detail-type"] for e in delivered) == ["cps.order_paid", "cps.order_refunded"]
+    paid = next(e["detail"] for e in delivered if e["detail-type"] == "cps.order_paid")
+    assert {k: paid[k] for k in ("tenant_id", "platform", "order_id", "pid", "promoter_id", "commission")} == {
+        "tenant_id": "t1", "platform": "fake", "order_id": "o-1", "pid": abc, "promoter_id": "C", "commission": 1000}
+    refunded = next(e["detail"] for e in delivered if e["detail-type"] == "cps.order_refunded")
+    assert refunded["refund_price"] == 5000 and refunded["event_id"] != paid["event_id"]
+
+
+def test_pull_rejects_unreadable_orders_and_goes_on(fns, abc):
+    result = fns["pull"]({"sources": [{"tenant_id": "t1", "platform": "fake", "adapter": "fake",
+                                       "orders": [{"order_id": "broken"}, order(abc, order_id="fine")]}]})
+    assert result["results"][0]["rejected"] == 1 and result["results"][0]["changed"] == 1
+    assert fns["pull"](sample_event("cps_pull/scheduled.json")) == {"results": []}  # nothing configured locally
+    with pytest.raises(RuntimeError):
+        fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "carrier-pigeon"})
+
+
+def test_reconciliation_shows_orders_only_one_path_saw(fns, abc):
+    webhook(fns, order(abc, order_id="hooked"))
+    fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc, order_id="pulled")]})
+    recon = body_of(fns["api"](sample_event("cps_api/get_reconciliation.json")))
+    assert (recon["orders"], recon["both"], recon["webhook_only"], recon["pull_only"]) == (2, 0, ["hooked"],
+                                                                                          ["pulled"])
+    bad = fns["api"](http_event("GET", "/v1/cps/reconciliation", "/v1/cps/reconciliation", query={"date": "23.11."},
+                                claims_=ADMIN))
+    assert bad["statusCode"] == 422
+
+
+def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):
+    # Given the function runs in Lambda, where no default secret exists
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-webhook")
+    body = json.dumps(order(abc)).encode()
+    assert webhook(fns, body.decode(), headers=signed_headers("t1", "fake", body, secret="local-webhook-secret"))[
+        "statusCode"] == 401
+    # When the platform's secret is stored under the stage's prefix, then webhooks signed with it pass
+    prefix = fns["hook"].spec.environment["CPS_WEBHOOK_SECRET_PREFIX"]
+    boto3.client("secretsmanager").create_secret(Name=f"{prefix}meituan", SecretString="s3cret")
+    ok = webhook(fns, body.decode(), platform="meituan", headers=signed_headers("t1", "meituan", body, secret="s3cret"))
+    assert ok["statusCode"] == 200
+
+
+def test_in_lambda_the_scheduled_pull_reads_its_sources_from_ssm(fns, abc, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-pull")
+    name = fns["pull"].spec.environment["CPS_PULL_SOURCES_PARAMETER"]
+    sources = [{"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc)]}]
+    boto3.client("ssm").put_parameter(Name=name, Type="String", Value=json.dumps(sources))
+    result = fns["pull"](sample_event("cps_pull/scheduled.json"))
+    assert result["results"] == [{"tenant_id": "t1", "platform": "fake", "pulled": 1, "changed": 1, "rejected": 0}]
+    assert earnings(fns, "C")["pending"] == 600
