@@ -3,10 +3,12 @@ assignment, redemption with its distinct errors, revocation, rollback, lockout, 
 
 from __future__ import annotations
 
+import io
 import json
 from urllib.parse import urlparse
 
 import boto3
+import openpyxl
 import pytest
 
 from marketing.rewards import codes
@@ -73,8 +75,12 @@ def export(redeem_api, batch_id: str, who=ADMIN, **body) -> tuple[int, dict]:
 def exported_codes(stack, answer: dict) -> list[str]:
     url, bucket = urlparse(answer["url"]), stack.ref("ExportBucket")
     key = url.path[1:] if url.netloc.startswith(bucket) else url.path.split("/", 2)[2]  # virtual host or path style
-    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    lines = body.strip().splitlines()
+    data = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    if answer["format"] == "xlsx":
+        rows = list(openpyxl.load_workbook(io.BytesIO(data), read_only=True)["codes"].iter_rows(values_only=True))
+        assert rows[0] == ("code", "valid_from", "expire_time")
+        return [row[0] for row in rows[1:]]
+    lines = data.decode().strip().splitlines()
     assert lines[0] == "code,valid_from,expire_time"
     return [line.split(",")[0] for line in lines[1:]]
 
@@ -97,8 +103,9 @@ def test_a_small_batch_is_listed_masked_and_exported_in_disjoint_parts(apis, sta
 
     assert export(redeem_api, batch["batch_id"], who=OTHER_ADMIN, count=5)[0] == 403  # only its generator
     first_status, first = export(redeem_api, batch["batch_id"], count=12)
-    second_status, second = export(redeem_api, batch["batch_id"])
+    second_status, second = export(redeem_api, batch["batch_id"], format="xlsx")
     assert (first_status, second_status, first["count"], second["count"]) == (201, 201, 12, 8)
+    assert (first["format"], second["format"], first["exported_by"]) == ("csv", "xlsx", "ops")
     one, two = exported_codes(stack, first), exported_codes(stack, second)
     assert len(set(one) | set(two)) == 20 and not set(one) & set(two)
     assert all(c.startswith("VIP-") and codes.is_well_formed(c) for c in one + two)
