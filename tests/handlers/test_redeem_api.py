@@ -131,6 +131,7 @@ def test_redemption_answers_the_grant_once_with_distinct_errors(apis, stack, bus
     assert redeem(redeem_api, code.lower(), headers={"Idempotency-Key": "k-1"}) == (200, grant)  # the replay
     status, error = redeem(redeem_api, code, "u2")
     assert (status, error["error"]["code"]) == (409, "CODE_USED")
+    assert redeem(redeem_api, code)[0] == 409  # u1 again: refused, and the event is sent again (same id)
 
     mistyped = code[:-1] + ("2" if code[-1] != "2" else "3")
     status, error = redeem(redeem_api, mistyped)
@@ -153,7 +154,8 @@ def test_redemption_answers_the_grant_once_with_distinct_errors(apis, stack, bus
 
     facts = bus_events()
     kinds = sorted(e["detail-type"] for e in facts)
-    assert kinds == ["code.redeemed", "code.redeemed", "code.redeemed", "grant.rolled_back", "grant.rolled_back"]
+    assert kinds == ["code.redeemed"] * 4 + ["grant.rolled_back"] * 2
+    assert len({e["detail"]["event_id"] for e in facts if e["detail-type"] == "code.redeemed"}) == 3
     redeemed = next(e["detail"] for e in facts if e["detail"]["grant_id"] == grant["grant_id"]
                     and e["detail-type"] == "code.redeemed")
     assert redeemed["code_suffix"] == code[-4:] and code not in json.dumps(facts)
