@@ -49,9 +49,11 @@ def query_page(
     sort_prefix: tuple[str, str] | None = None,
     index: str | None = None,
     newest_first: bool = False,
+    filter_expression: Any = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of a Query: (items, next_token). `partition` is the key condition's equality
-    (`{"pk": "T#t1#..."}`), also used to check the token; `sort_prefix` is `(sort attribute, prefix)`."""
+    (`{"pk": "T#t1#..."}`), also used to check the token; `sort_prefix` is `(sort attribute, prefix)`;
+    `filter_expression` (boto3 conditions) narrows a page after the read, so a page may hold fewer items."""
     (attr, value), = partition.items()
     condition = Key(attr).eq(value)
     if sort_prefix:
@@ -63,6 +65,8 @@ def query_page(
     }
     if index:
         kwargs["IndexName"] = index
+    if filter_expression is not None:
+        kwargs["FilterExpression"] = filter_expression
     start = decode(next_token, partition=partition)
     if start:
         kwargs["ExclusiveStartKey"] = start

@@ -1,0 +1,75 @@
+"""The in-process contract other capabilities (the campaign engine's grant pipeline) call: tenant id first,
+plain dicts out, domain errors from marketing.core.errors (subclasses in marketing.rewards.errors).
+
+Calls act with the `service` role of the tenant; events they cause carry the app id `campaigns`."""
+
+from __future__ import annotations
+
+from marketing.core.identity import Caller, Role
+from marketing.rewards import service
+from marketing.rewards.errors import RewardNotFound
+
+
+def _as_service(tenant_id: str) -> Caller:
+    return Caller(sub="campaigns", tenant_id=tenant_id, app_id="campaigns", roles=frozenset({Role.SERVICE}))
+
+
+def get_reward(tenant_id: str, reward_id: str) -> dict | None:
+    """The reward as the API returns it, None if unknown or deleted."""
+    try:
+        return service.get_reward(_as_service(tenant_id), reward_id).model_dump(mode="json")
+    except RewardNotFound:
+        return None
+
+
+def reserve(tenant_id: str, *, reward_id: str, user_id: str, quantity: int, expire_minutes: int,
+            reservation_id: str) -> dict:
+    """A PENDING reservation; idempotent on reservation_id. Raises OutOfStock, RewardNotFound,
+    PerUserLimitReached."""
+    reservation, _ = service.reserve(_as_service(tenant_id), reward_id=reward_id, user_id=user_id,
+                                     quantity=quantity, expire_minutes=expire_minutes, reservation_id=reservation_id)
+    return reservation.model_dump(mode="json")
+
+
+def confirm(tenant_id: str, reservation_id: str) -> dict:
+    """Safe to repeat; an expired or cancelled reservation raises ReservationClosed (a Conflict)."""
+    return service.confirm(_as_service(tenant_id), reservation_id).model_dump(mode="json")
+
+
+def cancel(tenant_id: str, reservation_id: str) -> dict:
+    """Safe to repeat; the quantity returns to stock once."""
+    return service.cancel(_as_service(tenant_id), reservation_id).model_dump(mode="json")
+
+
+def issue_code(tenant_id: str, *, reward_id: str, user_id: str, campaign_id: str | None, grant_id: str) -> dict:
+    """A code bound to user_id (from an unexported batch code of the reward, else fresh); idempotent on
+    grant_id. Returns {"code", "batch_id", "valid_until"}."""
+    from marketing.rewards import redeem
+
+    return redeem.issue_code(_as_service(tenant_id), reward_id=reward_id, user_id=user_id,
+                             campaign_id=campaign_id, grant_id=grant_id).model_dump(mode="json")
+
+
+def create_grant(tenant_id: str, *, grant_id: str, reward_id: str, user_id: str, status: str,
+                 task_id: str | None = None, campaign_id: str | None = None,
+                 reservation_id: str | None = None, details: dict | None = None) -> dict:
+    """Idempotent on grant_id (a repeat returns the existing grant)."""
+    return service.create_grant(_as_service(tenant_id), grant_id=grant_id, reward_id=reward_id, user_id=user_id,
+                                status=status, task_id=task_id, campaign_id=campaign_id,
+                                reservation_id=reservation_id, details=details).model_dump(mode="json")
+
+
+def transition_grant(tenant_id: str, grant_id: str, *, to: str, expected: set[str] | None = None,
+                     reason: str | None = None, details: dict | None = None) -> dict:
+    """Conditional on the current status being in `expected` (default: the legal predecessors of `to`);
+    raises a Conflict when illegal; a repeat of a transition that happened returns the grant unchanged.
+    `to="ROLLED_BACK"` rolls back: the stock and the user's allowance return exactly once."""
+    return service.transition_grant(_as_service(tenant_id), grant_id, to=to, expected=expected, reason=reason,
+                                    details=details).model_dump(mode="json")
+
+
+def get_grant(tenant_id: str, grant_id: str) -> dict | None:
+    from marketing.rewards import dal
+
+    item = dal.get_grant(tenant_id, grant_id)
+    return None if item is None else service.Grant(**item).model_dump(mode="json")

@@ -1,0 +1,612 @@
+"""DynamoDB access for rewards. Keys (see docs/data-model.md):
+
+    reward               pk T#{t}#REWARD#{rid}            sk REWARD      gsi1 T#{t}#REWARDS / {created_at}#{rid}
+    stock shard i        pk T#{t}#REWARD#{rid}#STOCK#{i}  sk STOCK       available (limited only), reserved, issued
+    user's allowance     pk T#{t}#REWARD#{rid}#U#{user}   sk LIMIT       taken
+    reservation          pk T#{t}#RES#{id}                sk RES         gsi1 T#{t}#REWARD#{rid}#RES / {created_at}#{id}
+    expiry pointer       pk SWEEP#RES#{n}                 sk {expires_at}#{t}#{id}   (pending reservations only)
+    grant                pk T#{t}#GRANT#{gid}             sk GRANT       gsi1 T#{t}#GRANTS / {created_at}#{gid}
+    grant's code         pk T#{t}#GRANT#{gid}             sk CODE
+    code key + sequence  pk T#{t}#CODES                   sk KEY
+    batch                pk T#{t}#BATCH#{bid}             sk BATCH       gsi1 T#{t}#REWARD#{rid}#BATCHES / ...
+    batch chunk / export pk T#{t}#BATCH#{bid}             sk CHUNK#{start} | EXPORT#{id}
+    code                 pk T#{t}#CODE#{code}             sk CODE        gsi1 T#{t}#BATCH#{bid}#CODES / {seq}
+    failed redemptions   pk T#{t}#U#{user}#REDEEM         sk FAIL#{window}
+"""
+
+from __future__ import annotations
+
+import secrets
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from marketing.core import dynamo, pagination
+
+SWEEP_PARTITIONS = 4
+_KEYS = {"pk", "sk", "gsi1pk", "gsi1sk"}
+_CONFLICT_RETRIES = 5
+
+
+class ConditionFailed(Exception):
+    """A conditional write or transaction was refused; `reasons` has one code per action (transactions)."""
+
+    def __init__(self, reasons: list[str] | None = None):
+        super().__init__(reasons)
+        self.reasons = reasons or ["ConditionalCheckFailed"]
+
+    def failed(self, position: int) -> bool:
+        return len(self.reasons) > position and self.reasons[position] == "ConditionalCheckFailed"
+
+
+# --- keys ---
+def reward_key(t: str, rid: str) -> dict:
+    return {"pk": f"T#{t}#REWARD#{rid}", "sk": "REWARD"}
+
+
+def shard_key(t: str, rid: str, shard: int) -> dict:
+    return {"pk": f"T#{t}#REWARD#{rid}#STOCK#{shard}", "sk": "STOCK"}
+
+
+def allowance_key(t: str, rid: str, user: str) -> dict:
+    return {"pk": f"T#{t}#REWARD#{rid}#U#{user}", "sk": "LIMIT"}
+
+
+def reservation_key(t: str, res_id: str) -> dict:
+    return {"pk": f"T#{t}#RES#{res_id}", "sk": "RES"}
+
+
+def sweep_key(t: str, res_id: str, expires_at: str) -> dict:
+    return {"pk": f"SWEEP#RES#{hash_of(res_id) % SWEEP_PARTITIONS}", "sk": f"{expires_at}#{t}#{res_id}"}
+
+
+def grant_key(t: str, gid: str, sk: str = "GRANT") -> dict:
+    return {"pk": f"T#{t}#GRANT#{gid}", "sk": sk}
+
+
+def code_key(t: str, code: str) -> dict:
+    return {"pk": f"T#{t}#CODE#{code}", "sk": "CODE"}
+
+
+def batch_key(t: str, bid: str, sk: str = "BATCH") -> dict:
+    return {"pk": f"T#{t}#BATCH#{bid}", "sk": sk}
+
+
+def guard_key(t: str, user: str, window: int) -> dict:
+    return {"pk": f"T#{t}#U#{user}#REDEEM", "sk": f"FAIL#{window}"}
+
+
+def hash_of(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def strip(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {k: v for k, v in dynamo.plain(item).items() if k not in _KEYS}
+
+
+def _present(data: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB items hold no nulls: an absent attribute is null, and conditions test absence."""
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def transact(actions: list[dict]) -> None:
+    """A transaction, retried while DynamoDB reports only conflicts or throttling; a refused condition
+    raises ConditionFailed with the reasons."""
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            dynamo.transact_write(actions)
+            return
+        except ClientError as exc:
+            reasons = dynamo.cancellation_reasons(exc)
+            if "ConditionalCheckFailed" in reasons or attempt == _CONFLICT_RETRIES - 1:
+                raise ConditionFailed(reasons) from exc
+
+
+def _get(key: dict, consistent: bool = True) -> dict | None:
+    return dynamo.table().get_item(Key=key, ConsistentRead=consistent).get("Item")
+
+
+def batch_get(keys: list[dict]) -> list[dict]:
+    """Every item of `keys` that exists (BatchGetItem, 100 keys a request, unprocessed keys retried)."""
+    found: list[dict] = []
+    name = dynamo.table().name
+    for start in range(0, len(keys), 100):
+        pending: dict = {name: {"Keys": keys[start:start + 100], "ConsistentRead": True}}
+        while pending:
+            answer = dynamo.client().batch_get_item(RequestItems=pending)
+            found.extend(answer["Responses"].get(name, []))
+            pending = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+# --- rewards and stock ---
+def _shard_shares(total: int | None, shards: int) -> list[int | None]:
+    if total is None:
+        return [None] * shards
+    base, extra = divmod(total, shards)
+    return [base + (1 if i < extra else 0) for i in range(shards)]
+
+
+def create_reward(t: str, reward: dict[str, Any]) -> None:
+    """The reward and its stock shards, all or nothing."""
+    rid = reward["reward_id"]
+    actions: list[dict] = [{"Put": {
+        "Item": {**reward_key(t, rid), "gsi1pk": f"T#{t}#REWARDS", "gsi1sk": f"{reward['created_at']}#{rid}",
+                 **_present(reward)},
+        "ConditionExpression": "attribute_not_exists(pk)"}}]
+    for shard, share in enumerate(_shard_shares(reward.get("total_stock"), reward["shards"])):
+        actions.append({"Put": {"Item": {**shard_key(t, rid, shard), **_present(
+            {"available": share, "reserved": 0, "issued": 0})}}})
+    transact(actions)
+
+
+def get_reward(t: str, rid: str) -> dict | None:
+    """A live reward (soft-deleted ones are None)."""
+    item = strip(_get(reward_key(t, rid)))
+    return None if item is None or item.get("deleted_at") else item
+
+
+def get_shards(t: str, rewards: Iterable[dict]) -> dict[str, list[dict]]:
+    """Stock shards of each reward, by reward id, in shard order."""
+    rewards = list(rewards)
+    keys = [shard_key(t, r["reward_id"], i) for r in rewards for i in range(r["shards"])]
+    by_pk = {item["pk"]: dynamo.plain(item) for item in batch_get(keys)}
+    return {r["reward_id"]: [by_pk.get(shard_key(t, r["reward_id"], i)["pk"], {}) for i in range(r["shards"])]
+            for r in rewards}
+
+
+def list_rewards(t: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    items, token = pagination.query_page(dynamo.table(), partition={"gsi1pk": f"T#{t}#REWARDS"}, index="gsi1",
+                                         limit=limit, next_token=next_token, newest_first=True)
+    return [strip(i) for i in items], token
+
+
+def update_reward(t: str, rid: str, fields: dict[str, Any], updated_at: str) -> dict:
+    names, values, sets, removes = {}, {":now": updated_at, ":one": 1}, ["updated_at = :now"], []
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":v{i}"] = value
+            sets.append(f"#f{i} = :v{i}")
+    expression = "SET " + ", ".join(sets) + " ADD version :one" + (" REMOVE " + ", ".join(removes) if removes else "")
+    try:
+        answer = dynamo.table().update_item(
+            Key=reward_key(t, rid), UpdateExpression=expression, ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed from exc
+        raise
+    return strip(answer["Attributes"])
+
+
+def delete_reward(t: str, rid: str, deleted_at: str) -> None:
+    """Soft delete: out of listings, refused by every new reservation or redemption (the version moves)."""
+    try:
+        dynamo.table().update_item(
+            Key=reward_key(t, rid), UpdateExpression="SET deleted_at = :now ADD version :one REMOVE gsi1pk, gsi1sk",
+            ExpressionAttributeValues={":now": deleted_at, ":one": 1},
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed from exc
+        raise
+
+
+def change_stock(t: str, rid: str, per_shard: dict[int, int]) -> None:
+    """Add `per_shard[i]` (negative reduces) to shard i's available stock and to the reward's total, in one
+    transaction. A reduction is conditional on the shard keeping `available >= 0`: the stock never drops
+    below what is reserved or issued."""
+    delta = sum(per_shard.values())
+    actions: list[dict] = [{"Update": {
+        "Key": reward_key(t, rid), "UpdateExpression": "ADD total_stock :d",
+        "ConditionExpression": "attribute_exists(total_stock) AND attribute_not_exists(deleted_at)",
+        "ExpressionAttributeValues": {":d": delta}}}]
+    for shard, change in per_shard.items():
+        update: dict[str, Any] = {"Key": shard_key(t, rid, shard), "UpdateExpression": "ADD available :d",
+                                  "ExpressionAttributeValues": {":d": change}}
+        if change < 0:
+            update["ConditionExpression"] = "available >= :need"
+            update["ExpressionAttributeValues"][":need"] = -change
+        actions.append({"Update": update})
+    transact(actions)
+
+
+# --- the stock and allowance actions every transaction shares ---
+def take_stock(t: str, rid: str, shard: int, quantity: int, *, limited: bool, into: str) -> dict:
+    """Move `quantity` out of shard's available stock into `into` (reserved | issued)."""
+    if limited:
+        return {"Update": {"Key": shard_key(t, rid, shard),
+                           "UpdateExpression": f"SET available = available - :q ADD {into} :q",
+                           "ConditionExpression": "available >= :q", "ExpressionAttributeValues": {":q": quantity}}}
+    return {"Update": {"Key": shard_key(t, rid, shard), "UpdateExpression": f"ADD {into} :q",
+                       "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(available)",
+                       "ExpressionAttributeValues": {":q": quantity}}}
+
+
+def return_stock(t: str, rid: str, shard: int, quantity: int, *, limited: bool, out_of: str) -> dict:
+    expression = f"ADD {out_of} :neg" + (", available :q" if limited else "")
+    return {"Update": {"Key": shard_key(t, rid, shard), "UpdateExpression": expression,
+                       "ExpressionAttributeValues": {":neg": -quantity, **({":q": quantity} if limited else {})}}}
+
+
+def move_stock(t: str, rid: str, shard: int, quantity: int) -> dict:
+    """reserved → issued (a confirmation)."""
+    return {"Update": {"Key": shard_key(t, rid, shard), "UpdateExpression": "ADD reserved :neg, issued :q",
+                       "ExpressionAttributeValues": {":neg": -quantity, ":q": quantity}}}
+
+
+def take_allowance(t: str, rid: str, user: str, quantity: int, limit: int) -> dict:
+    return {"Update": {"Key": allowance_key(t, rid, user), "UpdateExpression": "ADD taken :q",
+                       "ConditionExpression": "attribute_not_exists(taken) OR taken <= :max",
+                       "ExpressionAttributeValues": {":q": quantity, ":max": limit - quantity}}}
+
+
+def return_allowance(t: str, rid: str, user: str, quantity: int) -> dict:
+    return {"Update": {"Key": allowance_key(t, rid, user), "UpdateExpression": "ADD taken :neg",
+                       "ExpressionAttributeValues": {":neg": -quantity}}}
+
+
+def reward_unchanged(t: str, rid: str, version: int) -> dict:
+    """The reward is live and still the version whose limit and stock mode the transaction relies on."""
+    return {"ConditionCheck": {"Key": reward_key(t, rid),
+                               "ConditionExpression": "version = :v AND attribute_not_exists(deleted_at)",
+                               "ExpressionAttributeValues": {":v": version}}}
+
+
+def get_allowance(t: str, rid: str, user: str) -> int:
+    item = _get(allowance_key(t, rid, user)) or {}
+    return int(item.get("taken", 0))
+
+
+# --- reservations ---
+def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited: bool,
+            per_user_limit: int | None) -> None:
+    """Positions: 0 reservation (exists), 1 stock shard, 2 reward, 3 allowance."""
+    r = reservation
+    actions = [
+        {"Put": {"Item": {**reservation_key(t, r["reservation_id"]), "gsi1pk": f"T#{t}#REWARD#{r['reward_id']}#RES",
+                          "gsi1sk": f"{r['created_at']}#{r['reservation_id']}", **_present(r)},
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+        take_stock(t, r["reward_id"], r["shard"], r["quantity"], limited=limited, into="reserved"),
+        reward_unchanged(t, r["reward_id"], reward_version),
+    ]
+    if per_user_limit is not None:
+        actions.append(take_allowance(t, r["reward_id"], r["user_id"], r["quantity"], per_user_limit))
+    actions.append({"Put": {"Item": {**sweep_key(t, r["reservation_id"], r["expires_at"]), "tenant_id": t,
+                                     "reservation_id": r["reservation_id"]}}})
+    transact(actions)
+
+
+def get_reservation(t: str, res_id: str) -> dict | None:
+    return strip(_get(reservation_key(t, res_id)))
+
+
+def _set_reservation(t: str, r: dict, to: str, now: str, condition: str, extra: dict | None = None) -> dict:
+    return {"Update": {"Key": reservation_key(t, r["reservation_id"]),
+                       "UpdateExpression": "SET #s = :to, updated_at = :now",
+                       "ConditionExpression": condition, "ExpressionAttributeNames": {"#s": "status"},
+                       "ExpressionAttributeValues": {":to": to, ":now": now, **(extra or {})}}}
+
+
+def confirm(t: str, r: dict, now: str) -> None:
+    """PENDING and not expired → CONFIRMED; reserved moves to issued; the expiry pointer goes."""
+    transact([
+        _set_reservation(t, r, "CONFIRMED", now, "#s = :pending AND expires_at > :now", {":pending": "PENDING"}),
+        move_stock(t, r["reward_id"], r["shard"], r["quantity"]),
+        {"Delete": {"Key": sweep_key(t, r["reservation_id"], r["expires_at"])}},
+    ])
+
+
+def release(t: str, r: dict, to: str, now: str, *, only_if_expired: bool = False) -> None:
+    transact(release_actions(t, r, to, now, only_if_expired=only_if_expired))
+
+
+def release_actions(t: str, r: dict, to: str, now: str, *, only_if_expired: bool = False) -> list[dict]:
+    """PENDING → CANCELLED or EXPIRED: the quantity returns to stock and to the user's allowance."""
+    condition = "#s = :pending" + (" AND expires_at <= :now" if only_if_expired else "")
+    actions = [
+        _set_reservation(t, r, to, now, condition, {":pending": "PENDING"}),
+        return_stock(t, r["reward_id"], r["shard"], r["quantity"], limited=r["limited"], out_of="reserved"),
+        {"Delete": {"Key": sweep_key(t, r["reservation_id"], r["expires_at"])}},
+    ]
+    if r.get("counted"):
+        actions.append(return_allowance(t, r["reward_id"], r["user_id"], r["quantity"]))
+    return actions
+
+
+def due_reservations(now: str, limit: int = 100) -> list[dict]:
+    """Pointers of pending reservations whose expiry has passed, across tenants (the sweeper's work)."""
+    due = []
+    for n in range(SWEEP_PARTITIONS):
+        answer = dynamo.table().query(KeyConditionExpression=Key("pk").eq(f"SWEEP#RES#{n}") & Key("sk").lte(now),
+                                      Limit=limit)
+        due.extend(dynamo.plain(i) for i in answer.get("Items", []))
+    return due
+
+
+def drop_pointer(t: str, res_id: str, expires_at: str) -> None:
+    dynamo.table().delete_item(Key=sweep_key(t, res_id, expires_at))
+
+
+def list_reservations(t: str, rid: str, user_id: str | None, status: str | None, limit: int,
+                      next_token: str | None) -> tuple[list[dict], str | None]:
+    items, token = pagination.query_page(
+        dynamo.table(), partition={"gsi1pk": f"T#{t}#REWARD#{rid}#RES"}, index="gsi1", limit=limit,
+        next_token=next_token, newest_first=True, filter_expression=_filters(user_id=user_id, status=status))
+    return [strip(i) for i in items], token
+
+
+def _filters(**equal: str | None):
+    condition = None
+    for name, value in equal.items():
+        if value is not None:
+            condition = Attr(name).eq(value) if condition is None else condition & Attr(name).eq(value)
+    return condition
+
+
+# --- grants ---
+def grant_item(t: str, grant: dict) -> dict:
+    return {**grant_key(t, grant["grant_id"]), "gsi1pk": f"T#{t}#GRANTS",
+            "gsi1sk": f"{grant['created_at']}#{grant['grant_id']}", **_present(grant)}
+
+
+def put_grant(t: str, grant: dict) -> None:
+    try:
+        dynamo.table().put_item(Item=grant_item(t, grant), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed from exc
+        raise
+
+
+def get_grant(t: str, gid: str) -> dict | None:
+    return strip(_get(grant_key(t, gid)))
+
+
+def set_grant_status(t: str, gid: str, to: str, expected: set[str], now: str, reason: str | None,
+                     details: dict | None) -> dict:
+    """Conditional on the current status being one of `expected`."""
+    values: dict[str, Any] = {":to": to, ":now": now}
+    names = {"#s": "status"}
+    allowed = []
+    for i, status in enumerate(sorted(expected)):
+        values[f":e{i}"] = status
+        allowed.append(f":e{i}")
+    sets = ["#s = :to", "updated_at = :now"]
+    if reason is not None:
+        sets.append("reason = :reason")
+        values[":reason"] = reason
+    if details:
+        sets.append("details = :details")
+        values[":details"] = details
+    try:
+        answer = dynamo.table().update_item(
+            Key=grant_key(t, gid), UpdateExpression="SET " + ", ".join(sets), ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
+            ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})" if allowed
+            else "attribute_not_exists(pk) AND attribute_exists(pk)")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed from exc
+        raise
+    return strip(answer["Attributes"])
+
+
+def rollback(t: str, grant: dict, now: str, returns: list[dict]) -> None:
+    """The grant → ROLLED_BACK from the status it was seen in, with the stock and allowance actions that give
+    back what it took: exactly once, as the grant's condition admits one winner."""
+    transact([
+        {"Update": {"Key": grant_key(t, grant["grant_id"]), "UpdateExpression": "SET #s = :to, updated_at = :now",
+                    "ConditionExpression": "#s = :seen", "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":to": "ROLLED_BACK", ":now": now, ":seen": grant["status"]}}},
+        *returns,
+    ])
+
+
+def reservation_rolled_back(t: str, r: dict, now: str) -> dict:
+    return _set_reservation(t, r, "ROLLED_BACK", now, "#s = :confirmed", {":confirmed": "CONFIRMED"})
+
+
+def list_grants(t: str, filters: dict[str, str | None], limit: int, next_token: str | None):
+    items, token = pagination.query_page(
+        dynamo.table(), partition={"gsi1pk": f"T#{t}#GRANTS"}, index="gsi1", limit=limit, next_token=next_token,
+        newest_first=True, filter_expression=_filters(**filters))
+    return [strip(i) for i in items], token
+
+
+# --- code key and sequence ---
+def allocate_codes(t: str, count: int) -> tuple[bytes, int]:
+    """The tenant's code key (made on first use) and the first of `count` fresh sequence numbers: one
+    atomic update, so concurrent batches never share a number."""
+    answer = dynamo.table().update_item(
+        Key={"pk": f"T#{t}#CODES", "sk": "KEY"},
+        UpdateExpression="SET secret = if_not_exists(secret, :secret) ADD next_seq :n",
+        ExpressionAttributeValues={":secret": secrets.token_bytes(32), ":n": count}, ReturnValues="ALL_NEW")
+    item = answer["Attributes"]
+    return bytes(item["secret"].value if hasattr(item["secret"], "value") else item["secret"]), \
+        int(item["next_seq"]) - count
+
+
+def code_secret(t: str) -> bytes | None:
+    item = _get({"pk": f"T#{t}#CODES", "sk": "KEY"}, consistent=False)
+    if not item:
+        return None
+    secret = item["secret"]
+    return bytes(secret.value if hasattr(secret, "value") else secret)
+
+
+# --- batches and codes ---
+def put_batch(t: str, batch: dict) -> None:
+    dynamo.table().put_item(Item={
+        **batch_key(t, batch["batch_id"]), "gsi1pk": f"T#{t}#REWARD#{batch['reward_id']}#BATCHES",
+        "gsi1sk": f"{batch['created_at']}#{batch['batch_id']}", **_present(batch)},
+        ConditionExpression="attribute_not_exists(pk)")
+
+
+def get_batch(t: str, bid: str) -> dict | None:
+    return strip(_get(batch_key(t, bid)))
+
+
+def batches_of_reward(t: str, rid: str) -> list[dict]:
+    answer = dynamo.table().query(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(
+        f"T#{t}#REWARD#{rid}#BATCHES"), Limit=100)
+    return [strip(i) for i in answer.get("Items", [])]
+
+
+def code_item(t: str, code: dict) -> dict:
+    item = {**code_key(t, code["code"]), **_present(code)}
+    if code.get("batch_id"):
+        item.update(gsi1pk=f"T#{t}#BATCH#{code['batch_id']}#CODES", gsi1sk=f"{code['seq']:012d}")
+    return item
+
+
+def write_codes(t: str, codes: Iterable[dict]) -> None:
+    """BatchWriteItem, 25 codes a request: safe without conditions because codes are unique by construction."""
+    with dynamo.table().batch_writer() as writer:
+        for code in codes:
+            writer.put_item(Item=code_item(t, code))
+
+
+def chunk_done(t: str, bid: str, start: int) -> bool:
+    return _get(batch_key(t, bid, f"CHUNK#{start:012d}")) is not None
+
+
+def finish_chunk(t: str, bid: str, start: int, count: int, total: int) -> None:
+    """Count a written chunk once (its marker is conditional), then close the batch when all are in."""
+    try:
+        transact([
+            {"Put": {"Item": batch_key(t, bid, f"CHUNK#{start:012d}"), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"Key": batch_key(t, bid), "UpdateExpression": "ADD generated :n",
+                        "ExpressionAttributeValues": {":n": count}}},
+        ])
+    except ConditionFailed:
+        pass  # counted by an earlier delivery of this chunk
+    try:
+        dynamo.table().update_item(
+            Key=batch_key(t, bid), UpdateExpression="SET #s = :done", ExpressionAttributeNames={"#s": "status"},
+            ConditionExpression="generated = :total AND #s <> :done",
+            ExpressionAttributeValues={":done": "DONE", ":total": total})
+    except ClientError as exc:
+        if not dynamo.is_condition_failure(exc):
+            raise
+
+
+def claim_export(t: str, batch: dict, count: int, export: dict) -> None:
+    """Claim codes [claimed, claimed + count) of the batch for one export, recorded in the same transaction.
+    The condition on `claimed` makes two exports take disjoint ranges; only the generating account exports."""
+    transact([
+        {"Update": {"Key": batch_key(t, batch["batch_id"]),
+                    "UpdateExpression": "SET claimed = claimed + :n, exported = exported + :n",
+                    "ConditionExpression": "claimed = :seen AND created_by = :me AND #s = :done",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":n": count, ":seen": batch["claimed"],
+                                                  ":me": export["exported_by"], ":done": "DONE"}}},
+        {"Put": {"Item": {**batch_key(t, batch["batch_id"], f"EXPORT#{export['export_id']}"), **_present(export)},
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+    ])
+
+
+def claim_one(t: str, bid: str) -> int | None:
+    """The offset of one unexported, unassigned code of a finished batch, taken for a grant; None if none."""
+    try:
+        answer = dynamo.table().update_item(
+            Key=batch_key(t, bid), UpdateExpression="ADD claimed :one", ReturnValues="UPDATED_NEW",
+            ConditionExpression="#s = :done AND claimed < #total", ExpressionAttributeNames={"#s": "status",
+                                                                                          "#total": "total"},
+            ExpressionAttributeValues={":one": 1, ":done": "DONE"})
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            return None
+        raise
+    return int(answer["Attributes"]["claimed"]) - 1
+
+
+def get_code(t: str, code: str) -> dict | None:
+    return strip(_get(code_key(t, code)))
+
+
+def get_code_and_failures(t: str, code: str, user: str, window: int) -> tuple[dict | None, int]:
+    """The code and the user's failed redemptions in this window, in one BatchGetItem."""
+    found = batch_get([code_key(t, code), guard_key(t, user, window)])
+    item = next((i for i in found if i["sk"] == "CODE"), None)
+    guard = next((i for i in found if i["sk"] != "CODE"), {})
+    return strip(item), int(guard.get("failures", 0))
+
+
+def count_failure(t: str, user: str, window: int, expires: int) -> int:
+    answer = dynamo.table().update_item(
+        Key=guard_key(t, user, window), UpdateExpression="ADD failures :one SET #ttl = :ttl",
+        ExpressionAttributeNames={"#ttl": "ttl"}, ExpressionAttributeValues={":one": 1, ":ttl": expires},
+        ReturnValues="UPDATED_NEW")
+    return int(answer["Attributes"]["failures"])
+
+
+def list_codes(t: str, bid: str, status: str | None, limit: int, next_token: str | None):
+    items, token = pagination.query_page(
+        dynamo.table(), partition={"gsi1pk": f"T#{t}#BATCH#{bid}#CODES"}, index="gsi1", limit=limit,
+        next_token=next_token, filter_expression=_filters(status=status))
+    return [strip(i) for i in items], token
+
+
+def update_code(t: str, code: str, expression: str, condition: str, values: dict) -> dict:
+    try:
+        answer = dynamo.table().update_item(
+            Key=code_key(t, code), UpdateExpression=expression, ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed from exc
+        raise
+    return strip(answer["Attributes"])
+
+
+def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, reward_version: int,
+           allowance: dict | None) -> None:
+    """One transaction. Positions: 0 code, 1 stock, 2 reward, 3 grant, 4 allowance."""
+    actions = [
+        {"Update": {"Key": code_key(t, code),
+                    "UpdateExpression": "SET #s = :used, used_by = :u, used_at = :now, grant_id = :g",
+                    "ConditionExpression": "attribute_exists(pk) AND #s = :unused"
+                                           " AND (attribute_not_exists(assigned_to) OR assigned_to = :u)"
+                                           " AND (attribute_not_exists(valid_from) OR valid_from <= :now)"
+                                           " AND (attribute_not_exists(expire_time) OR expire_time > :now)",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":used": "USED", ":unused": "UNUSED", ":u": user, ":now": now,
+                                                  ":g": grant["grant_id"]}}},
+        stock,
+        reward_unchanged(t, grant["reward_id"], reward_version),
+        {"Put": {"Item": grant_item(t, grant), "ConditionExpression": "attribute_not_exists(pk)"}},
+    ]
+    if allowance:
+        actions.append(allowance)
+    transact(actions)
+
+
+def issue_code(t: str, grant_id: str, code: dict, *, fresh: bool) -> None:
+    """Bind a code to a grant's user: a fresh code is created, a batch code assigned; the grant's code record
+    makes it once per grant. Positions: 0 grant's code record, 1 code."""
+    record = {**grant_key(t, grant_id, "CODE"), **_present({"code": code["code"], "batch_id": code.get("batch_id"),
+                                                             "valid_until": code.get("expire_time")})}
+    if fresh:
+        code_action = {"Put": {"Item": code_item(t, code), "ConditionExpression": "attribute_not_exists(pk)"}}
+    else:
+        code_action = {"Update": {"Key": code_key(t, code["code"]),
+                                  "UpdateExpression": "SET assigned_to = :u, issued_grant = :g",
+                                  "ConditionExpression": "#s = :unused AND attribute_not_exists(assigned_to)",
+                                  "ExpressionAttributeNames": {"#s": "status"},
+                                  "ExpressionAttributeValues": {":u": code["assigned_to"], ":g": grant_id,
+                                                                ":unused": "UNUSED"}}}
+    transact([{"Put": {"Item": record, "ConditionExpression": "attribute_not_exists(pk)"}}, code_action])
+
+
+def get_issued_code(t: str, grant_id: str) -> dict | None:
+    return strip(_get(grant_key(t, grant_id, "CODE")))

@@ -1,0 +1,370 @@
+"""Use cases of rewards, inventory and grants. Every function takes the verified caller first.
+
+Invariants live in DynamoDB conditions (see dal.py): a reservation, a confirmation, a cancellation, a
+redemption and a rollback are each one transaction whose conditions decide; reads only pick the expression.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+from marketing.core import events
+from marketing.core.clock import iso, now, now_iso
+from marketing.core.errors import Conflict, Forbidden, InvalidInput
+from marketing.core.identity import Caller, Role
+from marketing.core.ids import new_id
+from marketing.core.observability import metrics
+from marketing.rewards import dal
+from marketing.rewards.errors import (
+    GrantNotFound,
+    IllegalTransition,
+    OutOfStock,
+    PerUserLimitReached,
+    ReservationClosed,
+    ReservationNotFound,
+    RewardNotFound,
+)
+from marketing.rewards.models import (
+    GRANT_PREDECESSORS,
+    Grant,
+    GrantPage,
+    GrantStatus,
+    Reservation,
+    ReservationPage,
+    ReservationStatus,
+    Reward,
+    RewardFields,
+    RewardIn,
+    RewardPage,
+    Stock,
+    StockChange,
+)
+
+_RETRIES = 5
+STAFF = (Role.ADMIN, Role.SERVICE)
+
+
+# --- rewards ---
+def reward_view(item: dict, shards: list[dict]) -> Reward:
+    limited = item.get("total_stock") is not None
+    stock = Stock(total=item.get("total_stock"),
+                  available=sum(s.get("available", 0) for s in shards) if limited else None,
+                  reserved=sum(s.get("reserved", 0) for s in shards), issued=sum(s.get("issued", 0) for s in shards))
+    return Reward(**{"total_stock": None, **item, "stock": stock})
+
+
+def live_reward(tenant: str, reward_id: str) -> dict:
+    item = dal.get_reward(tenant, reward_id)
+    if item is None:
+        raise RewardNotFound(f"reward {reward_id} is unknown")
+    return item
+
+
+def _with_stock(tenant: str, item: dict) -> Reward:
+    return reward_view(item, dal.get_shards(tenant, [item])[item["reward_id"]])
+
+
+def create_reward(caller: Caller, body: RewardIn) -> Reward:
+    caller.require(Role.ADMIN)
+    moment = now_iso()
+    item = {**body.stored(), "reward_id": new_id(), "total_stock": body.total_stock, "shards": body.shards,
+            "version": 1, "created_at": moment, "updated_at": moment}
+    dal.create_reward(caller.tenant_id, item)
+    return _with_stock(caller.tenant_id, item)
+
+
+def get_reward(caller: Caller, reward_id: str) -> Reward:
+    return _with_stock(caller.tenant_id, live_reward(caller.tenant_id, reward_id))
+
+
+def list_rewards(caller: Caller, limit: int, next_token: str | None) -> RewardPage:
+    items, token = dal.list_rewards(caller.tenant_id, limit, next_token)
+    shards = dal.get_shards(caller.tenant_id, items)
+    return RewardPage(items=[reward_view(i, shards[i["reward_id"]]) for i in items], next_token=token)
+
+
+def update_reward(caller: Caller, reward_id: str, body: RewardFields) -> Reward:
+    caller.require(Role.ADMIN)
+    try:
+        item = dal.update_reward(caller.tenant_id, reward_id, body.stored(), now_iso())
+    except dal.ConditionFailed as exc:
+        raise RewardNotFound(f"reward {reward_id} is unknown") from exc
+    return _with_stock(caller.tenant_id, item)
+
+
+def delete_reward(caller: Caller, reward_id: str) -> None:
+    """A soft delete: grants and codes keep their reward; nothing new is reserved or redeemed."""
+    caller.require(Role.ADMIN)
+    try:
+        dal.delete_reward(caller.tenant_id, reward_id, now_iso())
+    except dal.ConditionFailed as exc:
+        raise RewardNotFound(f"reward {reward_id} is unknown") from exc
+
+
+def change_stock(caller: Caller, reward_id: str, body: StockChange) -> Reward:
+    """Top up (spread over the shards) or reduce (taken where stock is available); a reduction never goes
+    below what is reserved or issued, because each shard's `available` must stay >= 0."""
+    caller.require(Role.ADMIN)
+    t = caller.tenant_id
+    for _ in range(_RETRIES):
+        item = live_reward(t, reward_id)
+        if item.get("total_stock") is None:
+            raise InvalidInput("delta", "this reward's stock is unlimited")
+        shards = dal.get_shards(t, [item])[reward_id]
+        if body.delta > 0:
+            per_shard = {i: share for i, share in enumerate(dal._shard_shares(body.delta, len(shards))) if share}
+        else:
+            need, per_shard = -body.delta, {}
+            for i in sorted(range(len(shards)), key=lambda i: -shards[i].get("available", 0)):
+                take = min(need, shards[i].get("available", 0))
+                if take:
+                    per_shard[i], need = -take, need - take
+            if need:
+                raise Conflict("stock cannot go below what is reserved or issued", code="STOCK_FLOOR",
+                               details=[{"field": "delta", "message": f"at most {-body.delta - need} can be removed"}])
+        try:
+            dal.change_stock(t, reward_id, per_shard)
+            return _with_stock(t, live_reward(t, reward_id))
+        except dal.ConditionFailed:
+            continue  # a reservation took stock meanwhile, or the reward went: look again
+    raise Conflict("the stock is changing too fast; try again", code="STOCK_BUSY")
+
+
+# --- inventory ---
+def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expire_minutes: int,
+            reservation_id: str | None = None) -> tuple[Reservation, bool]:
+    """A PENDING reservation, or the existing one for a repeated `reservation_id`. Answers (it, created)."""
+    caller.require(*STAFF)
+    t, res_id = caller.tenant_id, reservation_id or new_id()
+    for _ in range(_RETRIES):
+        reward = live_reward(t, reward_id)
+        limit = reward.get("per_user_limit")
+        if limit is not None and quantity > limit:
+            raise PerUserLimitReached(f"at most {limit} per user")
+        moment = now()
+        base = {"reservation_id": res_id, "reward_id": reward_id, "user_id": user_id, "quantity": quantity,
+                "status": "PENDING", "expires_at": iso(moment + timedelta(minutes=expire_minutes)),
+                "created_at": iso(moment), "updated_at": iso(moment),
+                "limited": reward.get("total_stock") is not None, "counted": limit is not None}
+        shards = random.sample(range(reward["shards"]), reward["shards"])
+        for shard in shards:  # a flash sale's shards: another shard may still hold stock
+            record = {**base, "shard": shard}
+            try:
+                dal.reserve(t, record, reward_version=reward["version"], limited=base["limited"],
+                            per_user_limit=limit)
+                metrics.add_metric(name="InventoryReserved", unit="Count", value=quantity)
+                return Reservation(**record), True
+            except dal.ConditionFailed as failed:
+                if failed.failed(0):
+                    return _existing_reservation(t, res_id, reward_id, user_id), False
+                if failed.failed(2):
+                    break  # the reward changed or went: read it again
+                if limit is not None and failed.failed(3):
+                    raise PerUserLimitReached(f"user {user_id} reached the limit of {limit}") from failed
+                if not failed.failed(1):
+                    raise
+        else:
+            raise OutOfStock(f"reward {reward_id} has not {quantity} left in stock")
+    raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
+
+
+def _existing_reservation(t: str, res_id: str, reward_id: str, user_id: str) -> Reservation:
+    existing = dal.get_reservation(t, res_id)
+    if existing is None or existing["reward_id"] != reward_id or existing["user_id"] != user_id:
+        raise Conflict(f"reservation_id {res_id} belongs to another reservation", code="RESERVATION_ID_TAKEN")
+    return Reservation(**existing)
+
+
+def _reservation(t: str, res_id: str) -> dict:
+    found = dal.get_reservation(t, res_id)
+    if found is None:
+        raise ReservationNotFound(f"reservation {res_id} is unknown")
+    return found
+
+
+def confirm(caller: Caller, reservation_id: str) -> Reservation:
+    """Safe to repeat; a cancelled, expired or rolled-back reservation is a 409."""
+    caller.require(*STAFF)
+    t = caller.tenant_id
+    record = _reservation(t, reservation_id)
+    if record["status"] == "PENDING":
+        try:
+            dal.confirm(t, record, now_iso())
+            metrics.add_metric(name="InventoryConfirmed", unit="Count", value=record["quantity"])
+        except dal.ConditionFailed:
+            pass  # decided meanwhile, or expired: the record below says which
+        record = _reservation(t, reservation_id)
+    if record["status"] == "CONFIRMED":
+        return Reservation(**record)
+    if record["status"] == "PENDING":
+        raise ReservationClosed(f"reservation {reservation_id} expired at {record['expires_at']}")
+    raise ReservationClosed(f"reservation {reservation_id} is {record['status'].lower()}")
+
+
+def cancel(caller: Caller, reservation_id: str) -> Reservation:
+    """Safe to repeat: the quantity returns to stock once. A confirmed reservation is undone by rolling back
+    its grant, not by cancelling."""
+    caller.require(*STAFF)
+    t = caller.tenant_id
+    record = _reservation(t, reservation_id)
+    if record["status"] == "PENDING":
+        try:
+            dal.release(t, record, "CANCELLED", now_iso())
+            metrics.add_metric(name="InventoryCancelled", unit="Count", value=record["quantity"])
+        except dal.ConditionFailed:
+            pass
+        record = _reservation(t, reservation_id)
+    if record["status"] in ("CANCELLED", "EXPIRED", "ROLLED_BACK"):
+        return Reservation(**record)
+    raise ReservationClosed(f"reservation {reservation_id} is confirmed: roll back its grant instead")
+
+
+def list_reservations(caller: Caller, reward_id: str, user_id: str | None, status: ReservationStatus | None,
+                      limit: int, next_token: str | None) -> ReservationPage:
+    if user_id is None:
+        caller.require(*STAFF)
+    else:
+        caller.require_user_access(user_id)
+    items, token = dal.list_reservations(caller.tenant_id, reward_id, user_id, status, limit, next_token)
+    return ReservationPage(items=[Reservation(**i) for i in items], next_token=token)
+
+
+def sweep(rounds: int = 20) -> int:
+    """Expire every pending reservation past its time: its quantity returns to stock (the scheduled sweeper)."""
+    expired = 0
+    for _ in range(rounds):
+        moment = now_iso()
+        due = dal.due_reservations(moment)
+        if not due:
+            break
+        for pointer in due:
+            t, res_id = pointer["tenant_id"], pointer["reservation_id"]
+            record = dal.get_reservation(t, res_id)
+            if record is None or record["status"] != "PENDING":
+                dal.drop_pointer(t, res_id, pointer["sk"].split("#", 1)[0])
+                continue
+            try:
+                dal.release(t, record, "EXPIRED", moment, only_if_expired=True)
+                expired += 1
+            except dal.ConditionFailed:
+                pass  # confirmed or cancelled meanwhile: that transaction removed the pointer
+    if expired:
+        metrics.add_metric(name="ReservationsExpired", unit="Count", value=expired)
+    return expired
+
+
+# --- grants ---
+def _grant(t: str, grant_id: str) -> dict:
+    found = dal.get_grant(t, grant_id)
+    if found is None:
+        raise GrantNotFound(f"grant {grant_id} is unknown")
+    return found
+
+
+def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,
+                 task_id: str | None = None, campaign_id: str | None = None, reservation_id: str | None = None,
+                 details: dict | None = None) -> Grant:
+    """Idempotent on grant_id: a repeat returns the existing grant."""
+    caller.require(*STAFF)
+    moment = now_iso()
+    grant = Grant(grant_id=grant_id, reward_id=reward_id, user_id=user_id, status=GrantStatus(status),
+                  task_id=task_id, campaign_id=campaign_id, reservation_id=reservation_id, details=details or {},
+                  created_at=moment, updated_at=moment)
+    try:
+        dal.put_grant(caller.tenant_id, grant.model_dump(mode="json"))
+        metrics.add_metric(name="RewardsGranted", unit="Count", value=1)
+        return grant
+    except dal.ConditionFailed:
+        return Grant(**_grant(caller.tenant_id, grant_id))
+
+
+def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
+                     reason: str | None = None, details: dict | None = None) -> Grant:
+    """Conditional on the current status (default: the legal predecessors of `to`); a repeat of a transition
+    that happened returns the grant unchanged. ROLLED_BACK goes through the rollback (it returns stock)."""
+    caller.require(*STAFF)
+    target = GrantStatus(to)
+    if target is GrantStatus.ROLLED_BACK:
+        return rollback(caller, grant_id)
+    allowed = {str(s) for s in (expected if expected is not None else GRANT_PREDECESSORS[target])}
+    allowed &= {str(s) for s in GRANT_PREDECESSORS[target]}
+    try:
+        return Grant(**dal.set_grant_status(caller.tenant_id, grant_id, target, allowed, now_iso(), reason, details))
+    except dal.ConditionFailed as exc:
+        current = _grant(caller.tenant_id, grant_id)
+        if current["status"] == target:
+            return Grant(**current)
+        raise IllegalTransition(f"grant {grant_id} is {current['status']}: it cannot become {target}") from exc
+
+
+def _rollback_returns(t: str, grant: dict, moment: str) -> list[dict]:
+    """The actions that give back what the grant took: its reservation's quantity, or its redeemed unit."""
+    if grant.get("reservation_id"):
+        record = dal.get_reservation(t, grant["reservation_id"])
+        if record is None:
+            return []
+        if record["status"] == "CONFIRMED":
+            actions = [dal.reservation_rolled_back(t, record, moment),
+                       dal.return_stock(t, record["reward_id"], record["shard"], record["quantity"],
+                                        limited=record["limited"], out_of="issued")]
+            if record.get("counted"):
+                actions.append(dal.return_allowance(t, record["reward_id"], record["user_id"], record["quantity"]))
+            return actions
+        if record["status"] == "PENDING":
+            return dal.release_actions(t, record, "CANCELLED", moment)
+        return []
+    if grant.get("shard") is not None:
+        actions = [dal.return_stock(t, grant["reward_id"], grant["shard"], grant.get("quantity", 1),
+                                    limited=grant.get("limited", False), out_of="issued")]
+        if grant.get("counted"):
+            actions.append(dal.return_allowance(t, grant["reward_id"], grant["user_id"], grant.get("quantity", 1)))
+        return actions
+    return []
+
+
+def rollback(caller: Caller, grant_id: str) -> Grant:
+    """Gives back the stock and the user's allowance exactly once: the grant's status condition admits one
+    rollback, and a redemption racing it only ever touches other items or is serialized by DynamoDB."""
+    caller.require(*STAFF)
+    t = caller.tenant_id
+    for _ in range(_RETRIES):
+        grant = _grant(t, grant_id)
+        if grant["status"] == GrantStatus.ROLLED_BACK:
+            break
+        if grant["status"] not in GRANT_PREDECESSORS[GrantStatus.ROLLED_BACK]:
+            raise IllegalTransition(f"grant {grant_id} is {grant['status']}: it cannot be rolled back")
+        moment = now_iso()
+        try:
+            dal.rollback(t, grant, moment, _rollback_returns(t, grant, moment))
+            metrics.add_metric(name="GrantsRolledBack", unit="Count", value=1)
+            break
+        except dal.ConditionFailed:
+            continue  # its status or its reservation moved: look again
+    else:
+        raise Conflict("the grant is changing too fast; try again", code="GRANT_BUSY")
+    grant = Grant(**_grant(t, grant_id))
+    events.publish(caller, source="rewards", detail_type="grant.rolled_back", event_id=f"{grant_id}:rolled_back",
+                   occurred_at=grant.updated_at,
+                   detail={"grant_id": grant_id, "reward_id": grant.reward_id, "user_id": grant.user_id,
+                           "campaign_id": grant.campaign_id})
+    return grant
+
+
+def get_grant(caller: Caller, grant_id: str) -> Grant:
+    grant = Grant(**_grant(caller.tenant_id, grant_id))
+    try:
+        caller.require_user_access(grant.user_id)
+    except Forbidden as exc:
+        raise GrantNotFound(f"grant {grant_id} is unknown") from exc
+    return grant
+
+
+def list_grants(caller: Caller, filters: dict[str, Any], limit: int, next_token: str | None) -> GrantPage:
+    if filters.get("user_id") is None:
+        caller.require(*STAFF)
+    else:
+        caller.require_user_access(filters["user_id"])
+    items, token = dal.list_grants(caller.tenant_id, filters, limit, next_token)
+    return GrantPage(items=[Grant(**i) for i in items], next_token=token)

@@ -1,0 +1,141 @@
+"""The in-process contract the campaign engine relies on (marketing.rewards.api), on template.yaml's table in
+moto: rewards, reservations that never over-issue, grants and their transitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketing.core.errors import Conflict, NotFound
+from marketing.core.identity import Caller, Role
+from marketing.rewards import api, service
+from marketing.rewards.errors import OutOfStock, PerUserLimitReached, ReservationClosed, RewardNotFound
+from marketing.rewards.models import RewardIn
+
+T = "t1"
+ADMIN = Caller(sub="ops", tenant_id=T, app_id="app1", roles=frozenset({Role.ADMIN}))
+
+
+def make_reward(total_stock: int | None = 10, per_user_limit: int | None = None, shards: int = 1, **extra) -> str:
+    body = RewardIn(name="Gift", reward_type="COUPON", content={"discount_type": "AMOUNT", "discount_value": 500},
+                    total_stock=total_stock, per_user_limit=per_user_limit, shards=shards, **extra)
+    return service.create_reward(ADMIN, body).reward_id
+
+
+def stock(reward_id: str) -> dict:
+    return api.get_reward(T, reward_id)["stock"]
+
+
+def test_get_reward_is_a_plain_dict_and_none_when_unknown_or_deleted(stack):
+    reward_id = make_reward(total_stock=7)
+    reward = api.get_reward(T, reward_id)
+    assert reward["reward_id"] == reward_id and reward["content"]["discount_value"] == 500
+    assert reward["stock"] == {"total": 7, "available": 7, "reserved": 0, "issued": 0}
+    assert api.get_reward(T, "nope") is None
+    assert api.get_reward("other-tenant", reward_id) is None
+    service.delete_reward(ADMIN, reward_id)
+    assert api.get_reward(T, reward_id) is None
+
+
+def test_reserve_confirm_cancel_move_stock_once(stack):
+    reward_id = make_reward(total_stock=3)
+    first = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
+    again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
+    assert first["status"] == "PENDING" and again == first
+    assert stock(reward_id) == {"total": 3, "available": 1, "reserved": 2, "issued": 0}
+
+    assert api.confirm(T, "r1")["status"] == "CONFIRMED"
+    assert api.confirm(T, "r1")["status"] == "CONFIRMED"
+    assert stock(reward_id) == {"total": 3, "available": 1, "reserved": 0, "issued": 2}
+
+    api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r2")
+    with pytest.raises(OutOfStock):
+        api.reserve(T, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r3")
+    assert api.cancel(T, "r2")["status"] == "CANCELLED"
+    assert api.cancel(T, "r2")["status"] == "CANCELLED"
+    assert stock(reward_id) == {"total": 3, "available": 1, "reserved": 0, "issued": 2}
+    with pytest.raises(ReservationClosed):
+        api.confirm(T, "r2")
+    with pytest.raises(Conflict):
+        api.cancel(T, "r1")  # confirmed: undone by rolling back its grant
+
+
+def test_reserve_errors(stack):
+    reward_id = make_reward(total_stock=None, per_user_limit=2)
+    with pytest.raises(RewardNotFound):
+        api.reserve(T, reward_id="unknown", user_id="u1", quantity=1, expire_minutes=5, reservation_id="x")
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="a")
+    with pytest.raises(PerUserLimitReached):
+        api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="b")
+    api.cancel(T, "a")  # the allowance comes back with the stock
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="c")
+    with pytest.raises(Conflict):  # a reservation id names one reservation only
+        api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="c")
+    assert stock(reward_id) == {"total": None, "available": None, "reserved": 1, "issued": 0}
+
+
+def test_expired_reservations_return_stock_by_themselves(stack, monkeypatch):
+    reward_id = make_reward(total_stock=2)
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
+    assert service.sweep() == 0  # not yet due
+    from marketing.core import clock
+    later = clock.now() + __import__("datetime").timedelta(minutes=2)
+    monkeypatch.setattr(service, "now_iso", lambda: clock.iso(later))
+    monkeypatch.setattr(service, "now", lambda: later)
+    with pytest.raises(ReservationClosed, match="expired"):
+        api.confirm(T, "r1")
+    assert service.sweep() == 1
+    assert service.sweep() == 0
+    assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
+    assert api.cancel(T, "r1")["status"] == "EXPIRED"
+
+
+def test_grants_are_idempotent_and_move_only_along_legal_transitions(stack):
+    reward_id = make_reward()
+    grant = api.create_grant(T, grant_id="g1", reward_id=reward_id, user_id="u1", status="PENDING",
+                             task_id="task-1", campaign_id="c1")
+    assert api.create_grant(T, grant_id="g1", reward_id=reward_id, user_id="u9", status="FAILED") == grant
+    assert api.get_grant(T, "g1") == grant and api.get_grant(T, "nope") is None
+
+    assert api.transition_grant(T, "g1", to="RESERVED")["status"] == "RESERVED"
+    assert api.transition_grant(T, "g1", to="RESERVED")["status"] == "RESERVED"  # a repeat changes nothing
+    with pytest.raises(Conflict):
+        api.transition_grant(T, "g1", to="USED")
+    with pytest.raises(Conflict):
+        api.transition_grant(T, "g1", to="GENERATED", expected={"PENDING"})
+    failed = api.transition_grant(T, "g1", to="FAILED", reason="webhook down")
+    assert failed["status"] == "FAILED" and failed["reason"] == "webhook down"
+    with pytest.raises(Conflict):
+        api.transition_grant(T, "g1", to="DISTRIBUTED")
+    with pytest.raises(NotFound):
+        api.transition_grant(T, "nope", to="FAILED")
+
+
+def test_rolling_back_a_reserved_grant_returns_stock_and_allowance_once(stack):
+    reward_id = make_reward(total_stock=5, per_user_limit=1)
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r1")
+    api.create_grant(T, grant_id="g1", reward_id=reward_id, user_id="u1", status="RESERVED", reservation_id="r1")
+    api.confirm(T, "r1")
+    api.transition_grant(T, "g1", to="DISTRIBUTED")
+    assert stock(reward_id) == {"total": 5, "available": 4, "reserved": 0, "issued": 1}
+
+    assert api.transition_grant(T, "g1", to="ROLLED_BACK")["status"] == "ROLLED_BACK"
+    assert api.transition_grant(T, "g1", to="ROLLED_BACK")["status"] == "ROLLED_BACK"
+    assert stock(reward_id) == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
+    # the allowance came back: the same user may reserve again
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r2")
+
+
+def test_shards_hold_the_invariant_and_stock_changes_respect_the_floor(stack):
+    reward_id = make_reward(total_stock=5, shards=4)
+    for n in range(5):
+        api.reserve(T, reward_id=reward_id, user_id=f"u{n}", quantity=1, expire_minutes=5, reservation_id=f"r{n}")
+    with pytest.raises(OutOfStock):
+        api.reserve(T, reward_id=reward_id, user_id="late", quantity=1, expire_minutes=5, reservation_id="late")
+    assert stock(reward_id) == {"total": 5, "available": 0, "reserved": 5, "issued": 0}
+
+    from marketing.rewards.models import StockChange
+    with pytest.raises(Conflict):
+        service.change_stock(ADMIN, reward_id, StockChange(delta=-1))
+    assert service.change_stock(ADMIN, reward_id, StockChange(delta=7)).stock.available == 7
+    assert service.change_stock(ADMIN, reward_id, StockChange(delta=-6)).stock.model_dump() == \
+        {"total": 6, "available": 1, "reserved": 5, "issued": 0}
