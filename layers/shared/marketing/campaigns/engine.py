@@ -71,6 +71,14 @@ def _amount(condition: dict, data: dict[str, Any]) -> int | None:
     return int(value)
 
 
+def _contact(event: TaskEvent, user: str) -> dict[str, Any]:
+    """Where an EMAIL or SMS reward goes: the event's user attributes, when they describe this user."""
+    if user != event.user_id:
+        return {}
+    found = {k: str(event.attributes[k]) for k in ("email", "phone") if event.attributes.get(k)}
+    return {"contact": found} if found else {}
+
+
 def _reached(progress: int, operator: str, target: int) -> bool:
     return {">=": progress >= target, ">": progress > target, "==": progress == target}[operator]
 
@@ -159,7 +167,7 @@ def _complete_if_reached(event: TaskEvent, task: dict, campaign_id: str, user: s
             return "LIMIT_REACHED"
         log = {"completion_id": new_id(), "task_id": task["task_id"], "campaign_id": campaign_id, "user_id": user,
                "period": key, "reward_id": task["reward_id"], "event_id": event.event_id,
-               "completed_at": iso(now())}
+               "completed_at": iso(now()), **_contact(event, user)}
         try:
             dal.complete(event.tenant_id, log, operator=condition["operator"], target=condition["value"],
                          seen_completions=seen)

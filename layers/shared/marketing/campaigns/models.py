@@ -290,3 +290,17 @@ class UserTask(BaseModel):
 class UserTasks(BaseModel):
     user_id: str
     items: list[UserTask]
+
+
+class TaskCompleted(BaseModel):
+    """The detail of a `task.completed` event (docs/events.md), as the grant worker receives it."""
+
+    event_id: str
+    tenant_id: str
+    app_id: str = ""
+    occurred_at: str
+    task_id: str
+    campaign_id: str
+    user_id: str
+    period: str
+    completion_id: str
