@@ -65,7 +65,7 @@ def update_campaign(campaign_id: Id, body: CampaignIn) -> Campaign:
 
 
 @app.delete("/v1/campaigns/<campaign_id>")
-def delete_campaign(campaign_id: Id) -> Response:
+def delete_campaign(campaign_id: Id) -> Response[None]:
     service.delete_campaign(caller(app), campaign_id)
     return no_content()
 
@@ -82,7 +82,7 @@ def campaign_tasks(campaign_id: Id, limit: Annotated[Limit, Query()] = 20, next_
 
 
 @app.delete("/v1/campaigns/<campaign_id>/tasks/<task_id>")
-def unlink_task(campaign_id: Id, task_id: Id) -> Response:
+def unlink_task(campaign_id: Id, task_id: Id) -> Response[None]:
     service.unlink_task(caller(app), campaign_id, task_id)
     return no_content()
 
@@ -109,7 +109,7 @@ def update_audience(audience_id: Id, body: AudienceIn) -> Audience:
 
 
 @app.delete("/v1/audiences/<audience_id>")
-def delete_audience(audience_id: Id) -> Response:
+def delete_audience(audience_id: Id) -> Response[None]:
     service.delete_audience(caller(app), audience_id)
     return no_content()
 
@@ -146,7 +146,7 @@ def update_task(task_id: Id, body: TaskIn) -> Task:
 
 
 @app.delete("/v1/tasks/<task_id>")
-def delete_task(task_id: Id) -> Response:
+def delete_task(task_id: Id) -> Response[None]:
     service.delete_task(caller(app), task_id)
     return no_content()
 

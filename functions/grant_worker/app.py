@@ -14,7 +14,8 @@ from marketing.campaigns import grants
 from marketing.campaigns.models import TaskCompleted
 from marketing.core.observability import logger, metrics, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failure item by item, even when the whole batch failed: only those records come back.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 BACKOFF_SECONDS = 10  # doubled per attempt, at most 15 minutes
 
 

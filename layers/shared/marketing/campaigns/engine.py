@@ -125,6 +125,7 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
     key = period_key(task["period"], event.occurred_at)
     limit = 1 if task["period"] == Period.ONCE else task.get("max_count")
     tenant, task_id = event.tenant_id, task["task_id"]
+    repeat = False
     for _ in range(_ATTEMPTS):
         try:
             item = dal.add_progress(tenant, task_id, user, period_key=key, event_id=event.event_id, amount=amount,
@@ -134,6 +135,10 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
             old = refused.item
         if old["period_key"] > key:
             return "STALE"  # the user's progress moved on to a later period
+        if old["period_key"] == key and old.get("completed_period") == key:
+            if old.get("completed_by") == event.event_id:
+                _resume(event, task_id, old["completion_id"])
+            return "DUPLICATE" if event.event_id in old["event_ids"] else "ALREADY_COMPLETE"
         if limit is not None and old.get("completions", 0) >= limit:
             return "LIMIT_REACHED"
         if old["period_key"] < key:
@@ -143,16 +148,13 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
                 break
             except dal.ConditionFailed:
                 continue  # another event started the period first: count this one in it
-        if old.get("completed_period") == key:
-            if old.get("completed_by") == event.event_id:
-                _resume(event, task_id, old["completion_id"])
-            return "DUPLICATE" if event.event_id in old["event_ids"] else "ALREADY_COMPLETE"
         if event.event_id in old["event_ids"]:
-            item = old  # a repeat: counted before, but its completion may not have happened
+            item, repeat = old, True  # counted before, but its completion may not have happened
             break
     else:
         raise RuntimeError(f"progress of task {task_id} for {user} kept changing; the event will be retried")
-    return _complete_if_reached(event, task, campaign_id, user, key, limit, item)
+    outcome = _complete_if_reached(event, task, campaign_id, user, key, limit, item)
+    return "DUPLICATE" if repeat and outcome == "COUNTED" else outcome
 
 
 def _complete_if_reached(event: TaskEvent, task: dict, campaign_id: str, user: str, key: str,

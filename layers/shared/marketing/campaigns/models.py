@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from marketing.campaigns import rules
 from marketing.core.clock import iso
@@ -62,12 +62,13 @@ class Period(StrEnum):
 
 
 class _Window(BaseModel):
-    @model_validator(mode="after")
-    def _start_before_end(self):
-        start, end = getattr(self, "start_time", None), getattr(self, "end_time", None)
+    @field_validator("end_time", check_fields=False)
+    @classmethod
+    def _end_after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start_time")
         if start and end and start >= end:
-            raise ValueError("start_time must be before end_time")
-        return self
+            raise ValueError("end_time must be after start_time")
+        return end
 
 
 # --- campaigns -------------------------------------------------------------------------------------------
@@ -111,20 +112,20 @@ class AudienceIn(BaseModel):
     name: Name
     audience_type: AudienceType
     description: Annotated[str, Field(max_length=1024)] = ""
-    user_ids: Annotated[list[Identifier], Field(max_length=MAX_LIST_USERS)] | None = None
-    rule: Annotated[rules.Rule, AfterValidator(_rule_fits)] | None = None
+    user_ids: Annotated[list[Identifier], Field(max_length=MAX_LIST_USERS)] | None = Field(
+        default=None, validate_default=True)
+    rule: Annotated[rules.Rule, AfterValidator(_rule_fits)] | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _fields_of_the_type(self) -> AudienceIn:
-        if self.audience_type is AudienceType.LIST and not self.user_ids:
-            raise ValueError("a LIST audience needs user_ids")
-        if self.audience_type is AudienceType.TAG and self.rule is None:
-            raise ValueError("a TAG audience needs a rule")
-        if self.audience_type is not AudienceType.LIST and self.user_ids:
-            raise ValueError("only a LIST audience takes user_ids")
-        if self.audience_type is not AudienceType.TAG and self.rule is not None:
-            raise ValueError("only a TAG audience takes a rule")
-        return self
+    @field_validator("user_ids", "rule")
+    @classmethod
+    def _fields_of_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        wanted = {"user_ids": AudienceType.LIST, "rule": AudienceType.TAG}[info.field_name]
+        kind = info.data.get("audience_type")
+        if kind is wanted and not value:
+            raise ValueError(f"a {wanted.value} audience needs {info.field_name}")
+        if kind is not wanted and value:
+            raise ValueError(f"only a {wanted.value} audience takes {info.field_name}")
+        return value
 
 
 class Audience(BaseModel):
@@ -160,17 +161,24 @@ class TaskCondition(BaseModel):
     """`count`: each event adds 1; `sum`: each event adds `event_data[field]` (an integer, e.g. cents)."""
 
     type: Literal["count", "sum"]
-    field: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    field: Annotated[str | None, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                       validate_default=True)] = None
     operator: Literal[">=", ">", "=="] = ">="
     value: Annotated[int, Field(ge=1, le=10**12)]
 
-    @model_validator(mode="after")
-    def _field_for_sum(self) -> TaskCondition:
-        if self.type == "sum" and not self.field:
+    @field_validator("field")
+    @classmethod
+    def _field_for_sum(cls, field: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("type") == "sum" and not field:
             raise ValueError("a sum condition needs the event_data field it adds up")
-        if self.type == "count" and self.value > 10_000:
+        return field
+
+    @field_validator("value")
+    @classmethod
+    def _count_bound(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("type") == "count" and value > 10_000:
             raise ValueError("a count condition goes up to 10000 events")
-        return self
+        return value
 
 
 class TaskIn(_Window):
@@ -185,11 +193,12 @@ class TaskIn(_Window):
     start_time: UtcTime | None = None
     end_time: UtcTime | None = None
 
-    @model_validator(mode="after")
-    def _once_is_once(self) -> TaskIn:
-        if self.period is Period.ONCE and self.max_count not in (None, 1):
+    @field_validator("max_count")
+    @classmethod
+    def _once_is_once(cls, max_count: int | None, info: ValidationInfo) -> int | None:
+        if info.data.get("period") is Period.ONCE and max_count not in (None, 1):
             raise ValueError("a ONCE task completes once: max_count must be 1 or left out")
-        return self
+        return max_count
 
 
 class Task(BaseModel):
