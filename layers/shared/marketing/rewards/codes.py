@@ -62,9 +62,6 @@ class CodeMaker:
         self.half = (bits + 1) // 2
         self.mask = (1 << self.half) - 1
 
-    def capacity(self) -> int:
-        return self.domain
-
     def _round(self, number: int, value: int) -> int:
         digest = hashlib.blake2b(value.to_bytes(8, "big"), key=self.key, digest_size=8,
                                  person=bytes([number, self.length]) + b"rc").digest()

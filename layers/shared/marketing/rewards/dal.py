@@ -484,7 +484,8 @@ def finish_chunk(t: str, bid: str, start: int, count: int, total: int) -> None:
     """Count a written chunk once (its marker is conditional), then close the batch when all are in."""
     try:
         transact([
-            {"Put": {"Item": batch_key(t, bid, f"CHUNK#{start:012d}"), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"Item": batch_key(t, bid, f"CHUNK#{start:012d}"),
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
             {"Update": {"Key": batch_key(t, bid), "UpdateExpression": "ADD generated :n",
                         "ExpressionAttributeValues": {":n": count}}},
         ])

@@ -407,3 +407,16 @@ class IssuedCode(BaseModel):
 
 def to_iso(value: datetime | None) -> str | None:
     return iso(value) if value else None
+
+
+class AssignedCode(CodeView):
+    """An assignment answers the full code: with export, the only ways a full code leaves."""
+
+    code: str
+
+
+class BatchCreated(BaseModel):
+    batch_id: str
+    total: int
+    status: BatchStatus
+    generated: int

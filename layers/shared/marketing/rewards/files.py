@@ -1,0 +1,53 @@
+"""Export files (csv, xlsx) to S3 behind a pre-signed URL, and batch work to SQS. Clients are built per call:
+these are rare operator actions, and a fresh client always binds to the current endpoint."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import boto3
+
+URL_SECONDS = 15 * 60
+CONTENT_TYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def render(rows: list[dict[str, str]], fmt: str) -> bytes:
+    header = list(rows[0]) if rows else ["code"]
+    if fmt == "xlsx":
+        from openpyxl import Workbook  # imported only for xlsx: it is a large package
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("codes")
+        sheet.append(header)
+        for row in rows:
+            sheet.append([row.get(h) for h in header])
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def publish_file(key: str, body: bytes, fmt: str) -> str:
+    """Store the file privately and answer a URL that reads it for 15 minutes."""
+    s3 = boto3.client("s3")
+    bucket = os.environ["EXPORT_BUCKET_NAME"]
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=CONTENT_TYPES[fmt])
+    return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_SECONDS)
+
+
+def enqueue(messages: list[dict]) -> None:
+    """Send work items to the code batch queue, ten per request."""
+    sqs = boto3.client("sqs")
+    url = os.environ["CODE_BATCH_QUEUE_URL"]
+    for start in range(0, len(messages), 10):
+        entries = [{"Id": str(i), "MessageBody": json.dumps(m)} for i, m in enumerate(messages[start:start + 10])]
+        answer = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        if answer.get("Failed"):
+            raise RuntimeError(f"SQS refused batch work: {answer['Failed']}")

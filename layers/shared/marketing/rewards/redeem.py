@@ -1,0 +1,384 @@
+"""Use cases of redeem codes (seed: redeem-code-design-article.md): batches, export, assignment, redemption,
+revocation, and codes issued to grants.
+
+Operator rules from the article: the generating account is recorded and only it exports its batch; export
+marks codes exported in the same step (a range claimed on the batch, so two exports are disjoint); listings
+mask codes. A redemption is one transaction (code, stock, reward version, grant, user allowance), after one
+BatchGetItem that reads the code and the user's recent failures together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from datetime import timedelta
+
+from marketing.core import events
+from marketing.core.clock import iso, now, now_iso
+from marketing.core.errors import Conflict, Forbidden, InvalidInput
+from marketing.core.identity import Caller, Role
+from marketing.core.ids import new_id
+from marketing.core.observability import logger, metrics
+from marketing.rewards import codes, dal, files
+from marketing.rewards.errors import (
+    BatchNotFound,
+    CodeExpired,
+    CodeNotFound,
+    CodeNotYetValid,
+    CodeNotYours,
+    CodeRevoked,
+    CodeUsed,
+    MalformedCode,
+    OutOfStock,
+    PerUserLimitReached,
+    RewardNotFound,
+    TooManyFailures,
+)
+from marketing.rewards.models import (
+    SYNC_BATCH_MAX,
+    AssignedCode,
+    Batch,
+    BatchCreated,
+    BatchIn,
+    CodePage,
+    CodeStatus,
+    CodeView,
+    Export,
+    ExportIn,
+    Grant,
+    IssuedCode,
+    RedeemIn,
+    to_iso,
+)
+from marketing.rewards.service import STAFF, live_reward
+
+CHUNK = 2000  # codes per queue message: about 80 BatchWriteItem requests, seconds of work
+_REWARD_CACHE_SECONDS = 60
+_rewards: dict[tuple[str, str], tuple[float, dict]] = {}
+
+
+def max_failures() -> int:
+    return int(os.environ.get("REDEEM_MAX_FAILURES", "10"))
+
+
+def failure_window() -> int:
+    return int(os.environ.get("REDEEM_FAILURE_WINDOW_SECONDS", "600"))
+
+
+# --- batches ---
+def _code_record(batch: dict, maker: codes.CodeMaker, seq: int) -> dict:
+    return {"code": maker.code(seq), "seq": seq, "batch_id": batch["batch_id"], "reward_id": batch["reward_id"],
+            "campaign_id": batch["campaign_id"], "status": "UNUSED", "valid_from": batch.get("valid_from"),
+            "expire_time": batch.get("expire_time")}
+
+
+def _maker(tenant: str, batch: dict, secret: bytes | None = None) -> codes.CodeMaker:
+    return codes.CodeMaker(secret or dal.code_secret(tenant), batch["length"], batch.get("prefix"))
+
+
+def create_batch(caller: Caller, campaign_id: str, body: BatchIn) -> BatchCreated:
+    """Up to 1,000 codes are written before answering (DONE); larger batches are queued in chunks and the
+    worker writes them (GENERATING, with progress on the batch)."""
+    caller.require(Role.ADMIN)
+    t = caller.tenant_id
+    reward = live_reward(t, body.reward_id)
+    secret, start = dal.allocate_codes(t, body.count)
+    batch = {"batch_id": new_id(), "campaign_id": campaign_id, "reward_id": body.reward_id, "total": body.count,
+             "generated": 0, "exported": 0, "claimed": 0, "status": "GENERATING", "prefix": body.prefix,
+             "length": body.length, "seq_start": start,
+             "valid_from": to_iso(body.valid_from) or reward.get("valid_from"),
+             "expire_time": to_iso(body.expire_time) or reward.get("valid_until"),
+             "remark": body.remark, "created_by": caller.sub, "created_at": now_iso()}
+    if body.count <= SYNC_BATCH_MAX:
+        maker = _maker(t, batch, secret)
+        dal.write_codes(t, (_code_record(batch, maker, start + n) for n in range(body.count)))
+        batch.update(generated=body.count, status="DONE")
+        dal.put_batch(t, batch)
+    else:
+        dal.put_batch(t, batch)
+        files.enqueue([{"tenant_id": t, "batch_id": batch["batch_id"], "offset": offset,
+                        "count": min(CHUNK, body.count - offset)} for offset in range(0, body.count, CHUNK)])
+    metrics.add_metric(name="RedeemCodesRequested", unit="Count", value=body.count)
+    return BatchCreated(**batch)
+
+
+def generate_chunk(tenant: str, batch_id: str, offset: int, count: int) -> None:
+    """The worker's unit of work; safe to repeat (a chunk is counted once, its codes rewritten identically
+    before the batch is DONE, when nobody can hold them yet)."""
+    batch = dal.get_batch(tenant, batch_id)
+    if batch is None:
+        raise BatchNotFound(f"batch {batch_id} is unknown")
+    if dal.chunk_done(tenant, batch_id, offset):
+        return
+    maker = _maker(tenant, batch)
+    first = batch["seq_start"] + offset
+    dal.write_codes(tenant, (_code_record(batch, maker, seq) for seq in range(first, first + count)))
+    dal.finish_chunk(tenant, batch_id, offset, count, batch["total"])
+    metrics.add_metric(name="RedeemCodesGenerated", unit="Count", value=count)
+
+
+def _batch(tenant: str, batch_id: str) -> dict:
+    found = dal.get_batch(tenant, batch_id)
+    if found is None:
+        raise BatchNotFound(f"batch {batch_id} is unknown")
+    return found
+
+
+def get_batch(caller: Caller, batch_id: str) -> Batch:
+    caller.require(*STAFF)
+    return Batch(**_batch(caller.tenant_id, batch_id))
+
+
+def export(caller: Caller, batch_id: str, body: ExportIn) -> Export:
+    """Claims `count` codes not yet exported (or issued) and records the export in one transaction, then
+    writes the file. Only the account that generated the batch exports it."""
+    caller.require(Role.ADMIN)
+    t = caller.tenant_id
+    for _ in range(5):
+        batch = _batch(t, batch_id)
+        if batch["created_by"] != caller.sub:
+            raise Forbidden("only the account that generated a batch may export it")
+        if batch["status"] != "DONE":
+            raise Conflict(f"batch {batch_id} is still generating", code="BATCH_NOT_READY")
+        left = batch["total"] - batch["claimed"]
+        if left <= 0:
+            raise Conflict(f"every code of batch {batch_id} is exported", code="NOTHING_TO_EXPORT")
+        count = min(body.count or left, left)
+        record = {"export_id": new_id(), "batch_id": batch_id, "format": body.format, "count": count,
+                  "first": batch["claimed"], "exported_by": caller.sub, "exported_at": now_iso()}
+        try:
+            dal.claim_export(t, batch, count, record)
+            break
+        except dal.ConditionFailed:
+            continue  # another export or a grant took codes meanwhile
+    else:
+        raise Conflict("the batch is changing too fast; try again", code="BATCH_BUSY")
+    maker = _maker(t, batch)
+    first = batch["seq_start"] + record["first"]
+    rows = [{"code": maker.code(seq), "valid_from": batch.get("valid_from") or "",
+             "expire_time": batch.get("expire_time") or ""} for seq in range(first, first + count)]
+    url = files.publish_file(f"exports/{t}/{batch_id}/{record['export_id']}.{body.format}",
+                             files.render(rows, body.format), body.format)
+    metrics.add_metric(name="RedeemCodesExported", unit="Count", value=count)
+    return Export(**record, url=url)
+
+
+# --- codes ---
+def _view(item: dict, batch: dict | None) -> CodeView:
+    exported = bool(batch) and not item.get("issued_grant") and item["seq"] - batch["seq_start"] < batch["claimed"]
+    return CodeView(masked_code=codes.mask(item["code"]), exported=exported, **item)
+
+
+def list_codes(caller: Caller, batch_id: str, status: CodeStatus | None, limit: int,
+               next_token: str | None) -> CodePage:
+    caller.require(*STAFF)
+    batch = _batch(caller.tenant_id, batch_id)
+    items, token = dal.list_codes(caller.tenant_id, batch_id, status, limit, next_token)
+    return CodePage(items=[_view(i, batch) for i in items], next_token=token)
+
+
+def _code(tenant: str, code: str) -> dict:
+    item = dal.get_code(tenant, code)
+    if item is None:
+        raise CodeNotFound("no such code")
+    return item
+
+
+def get_code(caller: Caller, code: str) -> CodeView:
+    caller.require(*STAFF)
+    item = _code(caller.tenant_id, codes.normalize(code))
+    return _view(item, dal.get_batch(caller.tenant_id, item["batch_id"]) if item.get("batch_id") else None)
+
+
+def _refuse(item: dict, user_id: str | None, moment: str) -> None:
+    """The error a code's state gives, most decisive first."""
+    if item["status"] == "USED":
+        raise CodeUsed("the code was redeemed already")
+    if item["status"] == "REVOKED":
+        raise CodeRevoked("the code was revoked")
+    if user_id is not None and item.get("assigned_to") not in (None, user_id):
+        raise CodeNotYours("the code is assigned to another user")
+    if item.get("valid_from") and moment < item["valid_from"]:
+        raise CodeNotYetValid(item["valid_from"])
+    if item.get("expire_time") and moment >= item["expire_time"]:
+        raise CodeExpired(f"the code expired at {item['expire_time']}")
+
+
+def assign(caller: Caller, code: str, user_id: str) -> AssignedCode:
+    """Binds an unused code to one user, who alone may then redeem it; repeating for the same user is fine."""
+    caller.require(*STAFF)
+    t, code = caller.tenant_id, codes.normalize(code)
+    try:
+        item = dal.update_code(t, code, "SET assigned_to = :u",
+                               "#s = :unused AND (attribute_not_exists(assigned_to) OR assigned_to = :u)",
+                               {":u": user_id, ":unused": "UNUSED"})
+    except dal.ConditionFailed as exc:
+        item = _code(t, code)
+        _refuse(item, user_id, now_iso())
+        raise Conflict("the code changed meanwhile; try again") from exc
+    batch = dal.get_batch(t, item["batch_id"]) if item.get("batch_id") else None
+    return AssignedCode(code=code, **_view(item, batch).model_dump())
+
+
+def _event_id(code: str, fact: str) -> str:
+    return f"{fact}:{hashlib.sha256(code.encode()).hexdigest()[:24]}"
+
+
+def revoke(caller: Caller, code: str) -> CodeView:
+    """An unused code becomes unusable; repeating is fine; a used code is a 409."""
+    caller.require(Role.ADMIN)
+    t, code = caller.tenant_id, codes.normalize(code)
+    try:
+        item = dal.update_code(t, code, "SET #s = :revoked, revoked_at = :now", "#s = :unused",
+                               {":revoked": "REVOKED", ":now": now_iso(), ":unused": "UNUSED"})
+    except dal.ConditionFailed as exc:
+        item = _code(t, code)
+        if item["status"] == "USED":
+            raise CodeUsed("the code was redeemed already: roll back its grant instead") from exc
+    events.publish(caller, source="rewards", detail_type="code.revoked", event_id=_event_id(code, "revoked"),
+                   detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
+                           "reward_id": item["reward_id"], "campaign_id": item.get("campaign_id")})
+    batch = dal.get_batch(t, item["batch_id"]) if item.get("batch_id") else None
+    return _view(item, batch)
+
+
+# --- redemption ---
+def _reward(tenant: str, reward_id: str, fresh: bool) -> dict:
+    """The reward, cached per container; the redemption's condition on its version catches a stale copy."""
+    key, clock = (tenant, reward_id), time.monotonic()
+    cached = _rewards.get(key)
+    if fresh or cached is None or cached[0] < clock:
+        item = dal.get_reward(tenant, reward_id)
+        if item is None:
+            _rewards.pop(key, None)
+            raise RewardNotFound(f"the code's reward {reward_id} is no longer available")
+        _rewards[key] = cached = (clock + _REWARD_CACHE_SECONDS, item)
+    return cached[1]
+
+
+def _count_failure(tenant: str, user_id: str, window: int) -> None:
+    expires = (window + 2) * failure_window()
+    if dal.count_failure(tenant, user_id, window, expires) > max_failures():
+        raise TooManyFailures("too many failed redemptions: try again later")
+
+
+def _valid_until(reward: dict, code: dict, moment) -> str | None:
+    if reward.get("valid_days"):
+        return iso(moment + timedelta(days=reward["valid_days"]))
+    return reward.get("valid_until")
+
+
+def _amount(reward: dict) -> int:
+    content = reward.get("content") or {}
+    return int(content.get("discount_value", 0)) if content.get("discount_type") == "AMOUNT" else 0
+
+
+def redeem(caller: Caller, body: RedeemIn) -> Grant:
+    caller.require_user_access(body.user_id)
+    t, user, code = caller.tenant_id, body.user_id, codes.normalize(body.code)
+    window = int(time.time()) // failure_window()
+    if not codes.is_well_formed(code):
+        _count_failure(t, user, window)
+        raise MalformedCode()
+    item, failures = dal.get_code_and_failures(t, code, user, window)
+    if failures >= max_failures():
+        raise TooManyFailures("too many failed redemptions: try again later")
+    moment = now()
+    try:
+        if item is None:
+            raise CodeNotFound("no such code")
+        _refuse(item, user, iso(moment))
+    except (CodeNotFound, CodeUsed, CodeRevoked, CodeNotYours):
+        _count_failure(t, user, window)
+        raise
+    grant = _redeem(t, code, item, user, moment)
+    metrics.add_metric(name="RedeemCodesRedeemed", unit="Count", value=1)
+    events.publish(caller, source="rewards", detail_type="code.redeemed", event_id=f"{grant['grant_id']}:redeemed",
+                   occurred_at=grant["created_at"],
+                   detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
+                           "reward_id": item["reward_id"], "campaign_id": item.get("campaign_id"), "user_id": user,
+                           "grant_id": grant["grant_id"], "reward_type": grant["reward_type"],
+                           "amount": grant["amount"]})
+    return Grant(**grant)
+
+
+def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
+    """The transaction, retried with a fresh reward when its version moved, and on another shard when one
+    shard of a flash sale ran dry."""
+    stamp = iso(moment)
+    for attempt in range(5):
+        reward = _reward(t, item["reward_id"], fresh=attempt > 0)
+        limit, limited = reward.get("per_user_limit"), reward.get("total_stock") is not None
+        for shard in random.sample(range(reward["shards"]), reward["shards"]):
+            grant = {"grant_id": new_id(), "reward_id": item["reward_id"], "user_id": user, "status": "DISTRIBUTED",
+                     "quantity": 1, "campaign_id": item.get("campaign_id"), "batch_id": item.get("batch_id"),
+                     "code_suffix": codes.suffix(code), "valid_until": _valid_until(reward, item, moment),
+                     "details": {}, "created_at": stamp, "updated_at": stamp,
+                     "shard": shard, "limited": limited, "counted": limit is not None}
+            allowance = dal.take_allowance(t, item["reward_id"], user, 1, limit) if limit is not None else None
+            try:
+                dal.redeem(t, code, user, stamp, grant,
+                           dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued"),
+                           reward["version"], allowance)
+                return {**grant, "amount": _amount(reward), "reward_type": reward["reward_type"]}
+            except dal.ConditionFailed as failed:
+                if failed.failed(0):
+                    _refuse(_code(t, code), user, stamp)
+                    raise CodeUsed("the code was redeemed already") from failed
+                if failed.failed(2):
+                    break  # the reward changed: read it again
+                if failed.failed(4):
+                    raise PerUserLimitReached(f"user {user} reached the limit of {limit}") from failed
+                if not failed.failed(1):
+                    raise
+        else:
+            raise OutOfStock("the code's reward is out of stock")
+    raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
+
+
+# --- codes issued to grants (the campaign engine) ---
+def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str | None,
+               grant_id: str) -> IssuedCode:
+    """A code bound to `user_id`: an unexported code of a finished batch of the reward if any, else a fresh
+    one. Idempotent on grant_id (the grant's code record is written once, with the code)."""
+    caller.require(*STAFF)
+    t = caller.tenant_id
+    issued = dal.get_issued_code(t, grant_id)
+    if issued:
+        return IssuedCode(code=issued["code"], batch_id=issued.get("batch_id"), valid_until=issued.get("valid_until"))
+    reward = live_reward(t, reward_id)
+    if reward["reward_type"] != "REDEEM_CODE":
+        raise InvalidInput("reward_id", f"reward {reward_id} is not a REDEEM_CODE reward")
+    moment = now_iso()
+    for batch in dal.batches_of_reward(t, reward_id):
+        usable = batch["status"] == "DONE" and batch["claimed"] < batch["total"]
+        if not usable or (batch.get("expire_time") and batch["expire_time"] <= moment):
+            continue
+        offset = dal.claim_one(t, batch["batch_id"])
+        if offset is None:
+            continue
+        record = {**_code_record(batch, _maker(t, batch), batch["seq_start"] + offset), "assigned_to": user_id}
+        return _bind(t, grant_id, record, fresh=False)
+    generator = reward.get("generator") or {}
+    length, prefix = generator.get("length", 12), generator.get("prefix")
+    secret, seq = dal.allocate_codes(t, 1)
+    batch = {"batch_id": None, "reward_id": reward_id, "campaign_id": campaign_id, "length": length, "prefix": prefix,
+             "valid_from": reward.get("valid_from"),
+             "expire_time": _valid_until(reward, {}, now())}
+    record = {**_code_record(batch, codes.CodeMaker(secret, length, prefix), seq), "assigned_to": user_id,
+              "issued_grant": grant_id}
+    return _bind(t, grant_id, record, fresh=True)
+
+
+def _bind(t: str, grant_id: str, record: dict, *, fresh: bool) -> IssuedCode:
+    try:
+        dal.issue_code(t, grant_id, record, fresh=fresh)
+    except dal.ConditionFailed:
+        issued = dal.get_issued_code(t, grant_id)
+        if issued is None:
+            raise
+        logger.info("a concurrent call issued this grant's code", extra={"grant_id": grant_id})
+        record = {"code": issued["code"], "batch_id": issued.get("batch_id"), "expire_time": issued.get("valid_until")}
+    return IssuedCode(code=record["code"], batch_id=record.get("batch_id"), valid_until=record.get("expire_time"))
