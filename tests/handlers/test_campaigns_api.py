@@ -383,6 +383,15 @@ def test_out_of_stock_grants_fail_and_hold_no_reservation(api, engine, worker, s
     assert (stock.available, stock.reserved, stock.issued) == (0, 0, 2)
 
 
+def test_redeem_code_reward_issues_a_code(api, engine, worker, stack):
+    reward = make_reward(reward_type="REDEEM_CODE", name="Gift code", content={"description": "a gift"})
+    _, tid = setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "e-1"))
+    drain(stack, worker)
+    [grant] = grants_of(tid)
+    assert grant["status"] == "DISTRIBUTED" and len(grant["details"]["code_suffix"]) == 4
+
+
 def test_email_and_sms_rewards_go_through_ses_and_sns(api, engine, worker, stack):
     boto3.client("ses").verify_email_identity(EmailAddress="rewards@example.com")
     mail = make_reward(distributor={"type": "email", "template": "reward"})

@@ -160,8 +160,8 @@ class _Pipeline:
             rewards.confirm(self.tenant, self.grant_id)
         except ReservationClosed:
             return self._fail(grant, "the reservation expired before the reward was delivered")
-        grant = rewards.transition_grant(self.tenant, self.grant_id, to="DISTRIBUTED",
-                                         details={"attempts": self.attempt})
+        grant = rewards.transition_grant(self.tenant, self.grant_id, to="DISTRIBUTED",  # details are replaced
+                                         details={**(grant.get("details") or {}), "attempts": self.attempt})
         metrics.add_metric(name="RewardDistributionDuration", unit="Milliseconds",
                            value=(time.perf_counter() - started) * 1000)
         metrics.add_metric(name="RewardsDistributed", unit="Count", value=1)
