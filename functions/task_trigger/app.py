@@ -5,9 +5,9 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from marketing.campaigns import engine
+from marketing.campaigns.models import BusEvent
 from marketing.core.observability import logger, metrics, tracer
 
 
@@ -15,7 +15,7 @@ from marketing.core.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: Any) -> dict:
-    bus_event = parse(event=event, model=EventBridgeModel)
+    bus_event = parse(event=event, model=BusEvent)
     task_event = engine.TaskEvent.from_bus(bus_event.detail_type, bus_event.detail)
     outcomes = engine.handle(task_event)
     return {"event_id": task_event.event_id, "outcomes": [{"task_id": t, "outcome": o} for t, o in outcomes]}

@@ -313,3 +313,12 @@ class TaskCompleted(BaseModel):
     user_id: str
     period: str
     completion_id: str
+
+
+class BusEvent(BaseModel):
+    """The part of an EventBridge event the task engine reads (moto's deliveries omit `account`, so
+    Powertools' full EventBridgeModel is stricter than we need)."""
+
+    detail_type: str = Field(alias="detail-type")
+    source: str
+    detail: dict[str, Any]
