@@ -466,3 +466,52 @@ def test_webhook_is_signed_and_retried(api, engine, worker, stack, failures, sta
         assert (stock.available, stock.reserved, stock.issued) == (5, 0, 0)
     else:
         assert (stock.available, stock.reserved, stock.issued) == (4, 0, 1)
+
+
+def test_a_crash_before_task_completed_left_is_repaired_by_the_redelivery(api, engine, worker, stack, monkeypatch):
+    # Given a completion whose task.completed could not be published (the bus refused it)
+    reward = make_reward()
+    _, tid = setup_task(api, reward["reward_id"])
+    monkeypatch.setenv("EVENT_BUS_NAME", "no-such-bus")
+    with pytest.raises(Exception):  # noqa: B017 (the invocation fails, so the event is retried)
+        engine(triggered("u-1", "evt-1"))
+    monkeypatch.setenv("EVENT_BUS_NAME", stack.ref("EventBus"))
+    assert drain(stack, worker) == [] and grants_of(tid) == []
+
+    # When the event is delivered again, Then the completion is not repeated but its event goes out
+    assert engine(triggered("u-1", "evt-1"))["outcomes"][0]["outcome"] == "DUPLICATE"
+    drain(stack, worker)
+    assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]
+    _, stats = call(api, "GET", f"/v1/tasks/{tid}/completion-stats", "/v1/tasks/{task_id}/completion-stats")
+    assert stats["total_completions"] == 1
+
+
+def test_a_repeated_task_completed_message_grants_once(api, engine, worker, stack):
+    reward = make_reward(stock=5)
+    _, tid = setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "evt-1"))
+    sqs = boto3.client("sqs")
+    url = stack.queue_urls["GrantQueue"]
+    body = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["Body"]
+    for _ in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    assert drain(stack, worker) == []
+    assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]
+    admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
+    stock = rewards_service.get_reward(admin, reward["reward_id"]).stock
+    assert (stock.available, stock.reserved, stock.issued) == (4, 0, 1)
+
+
+def test_business_metrics_are_emitted(api, engine, worker, stack, monkeypatch, capsys):
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    reward = make_reward()
+    setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "evt-1"))
+    drain(stack, worker)
+    names = set()
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith('{"_aws"'):
+            names |= {m["Name"] for m in json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"CampaignsCreated", "TasksCreated", "TasksTriggered", "TasksCompleted", "TaskTriggerDuration",
+            "RewardGenerationDuration", "RewardDistributionDuration", "RewardsDistributed", "InventoryReserved",
+            "InventoryConfirmed"} <= names
