@@ -74,11 +74,14 @@ def create_campaign(caller: Caller, body: CampaignIn) -> Campaign:
     return _campaign_out(campaign)
 
 
-def _campaign(caller: Caller, campaign_id: str, *, consistent: bool = False) -> dict:
-    item = dal.get_campaign(caller.tenant_id, campaign_id, consistent=consistent)
+def _found(item: dict | None, kind: str, item_id: str) -> dict:
     if item is None:
-        raise NotFound(f"campaign {campaign_id} is unknown")
+        raise NotFound(f"{kind} {item_id} is unknown")
     return item
+
+
+def _campaign(caller: Caller, campaign_id: str, *, consistent: bool = False) -> dict:
+    return _found(dal.get_campaign(caller.tenant_id, campaign_id, consistent=consistent), "campaign", campaign_id)
 
 
 def get_campaign(caller: Caller, campaign_id: str) -> Campaign:
@@ -148,10 +151,7 @@ def create_audience(caller: Caller, body: AudienceIn) -> Audience:
 
 
 def _audience(caller: Caller, audience_id: str) -> dict:
-    item = dal.get_audience(caller.tenant_id, audience_id)
-    if item is None:
-        raise NotFound(f"audience {audience_id} is unknown")
-    return item
+    return _found(dal.get_audience(caller.tenant_id, audience_id), "audience", audience_id)
 
 
 def get_audience(caller: Caller, audience_id: str) -> Audience:
@@ -222,10 +222,7 @@ def create_task(caller: Caller, body: TaskIn) -> Task:
 
 
 def _task(caller: Caller, task_id: str) -> dict:
-    item = dal.get_task(caller.tenant_id, task_id)
-    if item is None:
-        raise NotFound(f"task {task_id} is unknown")
-    return item
+    return _found(dal.get_task(caller.tenant_id, task_id), "task", task_id)
 
 
 def get_task(caller: Caller, task_id: str) -> Task:
