@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import sys
 import threading
 
 from local_stack.stack import LocalStack
@@ -34,6 +35,10 @@ def main() -> None:
     done.wait()
     print("Stopping...", flush=True)
     stack.stop()
+    # Everything is stopped and flushed: skip the interpreter's final garbage collection, which takes
+    # seconds once many containers (module copies) were loaded, and outlasts the test fixture's wait.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

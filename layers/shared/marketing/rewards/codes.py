@@ -4,7 +4,7 @@ by construction.
 A code is `[PREFIX-]BODY` + one check character. BODY is a keyed pseudo-random permutation (a Feistel network
 with cycle walking) of a per-tenant sequence number, written in the 31-letter alphabet. Distinct sequence
 numbers give distinct bodies, so a batch needs no conditional write per code; without the tenant's secret
-key nobody can derive one code from another. The check character (Luhn mod 31) refuses a mistyped code
+key nobody can derive one code from another. The check character (weighted, mod 31) refuses a mistyped code
 without reading the database.
 """
 
@@ -15,20 +15,16 @@ import re
 
 from marketing.core.ids import UNAMBIGUOUS_ALPHABET as ALPHABET
 
-_BASE = len(ALPHABET)  # 31, a prime: Luhn mod N catches every single-character error
+_BASE = len(ALPHABET)  # 31, a prime
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
 _ROUNDS = 4
 _FORMAT = re.compile(rf"^(?:([A-Z0-9]{{1,8}})-)?([{ALPHABET}]{{5,}})$")
 
 
 def check_char(body: str) -> str:
-    """Luhn mod N over the alphabet."""
-    factor, total = 2, 0
-    for char in reversed(body):
-        addend = factor * _INDEX[char]
-        factor = 1 if factor == 2 else 2
-        total += addend // _BASE + addend % _BASE
-    return ALPHABET[(_BASE - total % _BASE) % _BASE]
+    """The position-weighted sum mod 31 (ISO 7064 style). 31 is prime and weights 1..n stay below it, so every
+    single wrong character and every swap of two different neighbours changes the sum: both are refused."""
+    return ALPHABET[sum((i + 1) * _INDEX[c] for i, c in enumerate(body)) % _BASE]
 
 
 def normalize(code: str) -> str:

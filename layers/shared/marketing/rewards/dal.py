@@ -9,7 +9,6 @@
     grant's code         pk T#{t}#GRANT#{gid}             sk CODE
     code key + sequence  pk T#{t}#CODES                   sk KEY
     batch                pk T#{t}#BATCH#{bid}             sk BATCH       gsi1 T#{t}#REWARD#{rid}#BATCHES / ...
-    batch chunk / export pk T#{t}#BATCH#{bid}             sk CHUNK#{start} | EXPORT#{id}
     code                 pk T#{t}#CODE#{code}             sk CODE        gsi1 T#{t}#BATCH#{bid}#CODES / {seq}
     failed redemptions   pk T#{t}#U#{user}#REDEEM         sk FAIL#{window}
 """
@@ -476,21 +475,17 @@ def write_codes(t: str, codes: Iterable[dict]) -> None:
             writer.put_item(Item=code_item(t, code))
 
 
-def chunk_done(t: str, bid: str, start: int) -> bool:
-    return _get(batch_key(t, bid, f"CHUNK#{start:012d}")) is not None
-
-
 def finish_chunk(t: str, bid: str, start: int, count: int, total: int) -> None:
-    """Count a written chunk once (its marker is conditional), then close the batch when all are in."""
+    """Count a written chunk once (the batch keeps the set of counted chunks; one conditional update), then
+    close the batch when every chunk is in."""
     try:
-        transact([
-            {"Put": {"Item": batch_key(t, bid, f"CHUNK#{start:012d}"),
-                     "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Update": {"Key": batch_key(t, bid), "UpdateExpression": "ADD generated :n",
-                        "ExpressionAttributeValues": {":n": count}}},
-        ])
-    except ConditionFailed:
-        pass  # counted by an earlier delivery of this chunk
+        dynamo.table().update_item(
+            Key=batch_key(t, bid), UpdateExpression="ADD generated :n, chunks :chunk",
+            ConditionExpression="NOT contains(chunks, :start)",
+            ExpressionAttributeValues={":n": count, ":chunk": {str(start)}, ":start": str(start)})
+    except ClientError as exc:
+        if not dynamo.is_condition_failure(exc):
+            raise  # else: counted by an earlier delivery of this chunk
     try:
         dynamo.table().update_item(
             Key=batch_key(t, bid), UpdateExpression="SET #s = :done", ExpressionAttributeNames={"#s": "status"},
@@ -502,18 +497,22 @@ def finish_chunk(t: str, bid: str, start: int, count: int, total: int) -> None:
 
 
 def claim_export(t: str, batch: dict, count: int, export: dict) -> None:
-    """Claim codes [claimed, claimed + count) of the batch for one export, recorded in the same transaction.
-    The condition on `claimed` makes two exports take disjoint ranges; only the generating account exports."""
-    transact([
-        {"Update": {"Key": batch_key(t, batch["batch_id"]),
-                    "UpdateExpression": "SET claimed = claimed + :n, exported = exported + :n",
-                    "ConditionExpression": "claimed = :seen AND created_by = :me AND #s = :done",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":n": count, ":seen": batch["claimed"],
-                                                  ":me": export["exported_by"], ":done": "DONE"}}},
-        {"Put": {"Item": {**batch_key(t, batch["batch_id"], f"EXPORT#{export['export_id']}"), **_present(export)},
-                 "ConditionExpression": "attribute_not_exists(pk)"}},
-    ])
+    """Claim codes [claimed, claimed + count) of the batch for one export and record who and when, in one
+    conditional update: the condition on `claimed` makes two exports take disjoint ranges, and only the
+    generating account exports."""
+    try:
+        dynamo.table().update_item(
+            Key=batch_key(t, batch["batch_id"]),
+            UpdateExpression="SET claimed = claimed + :n, exported = exported + :n,"
+                             " exports = list_append(if_not_exists(exports, :none), :export)",
+            ConditionExpression="claimed = :seen AND created_by = :me AND #s = :done",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":n": count, ":seen": batch["claimed"], ":me": export["exported_by"],
+                                       ":done": "DONE", ":none": [], ":export": [_present(export)]})
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed from exc
+        raise
 
 
 def claim_one(t: str, bid: str) -> int | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import time
 from datetime import timedelta
 
@@ -52,7 +51,7 @@ from marketing.rewards.models import (
     RedeemIn,
     to_iso,
 )
-from marketing.rewards.service import STAFF, live_reward
+from marketing.rewards.service import STAFF, live_reward, shard_order
 
 CHUNK = 2000  # codes per queue message: about 80 BatchWriteItem requests, seconds of work
 _REWARD_CACHE_SECONDS = 60
@@ -110,8 +109,8 @@ def generate_chunk(tenant: str, batch_id: str, offset: int, count: int) -> None:
     batch = dal.get_batch(tenant, batch_id)
     if batch is None:
         raise BatchNotFound(f"batch {batch_id} is unknown")
-    if dal.chunk_done(tenant, batch_id, offset):
-        return
+    if str(offset) in batch.get("chunks", set()):
+        return  # a redelivery of a counted chunk
     maker = _maker(tenant, batch)
     first = batch["seq_start"] + offset
     dal.write_codes(tenant, (_code_record(batch, maker, seq) for seq in range(first, first + count)))
@@ -311,7 +310,7 @@ def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
     for attempt in range(5):
         reward = _reward(t, item["reward_id"], fresh=attempt > 0)
         limit, limited = reward.get("per_user_limit"), reward.get("total_stock") is not None
-        for shard in random.sample(range(reward["shards"]), reward["shards"]):
+        for shard in shard_order(t, reward, 1):
             grant = {"grant_id": new_id(), "reward_id": item["reward_id"], "user_id": user, "status": "DISTRIBUTED",
                      "quantity": 1, "campaign_id": item.get("campaign_id"), "batch_id": item.get("batch_id"),
                      "code_suffix": codes.suffix(code), "valid_until": _valid_until(reward, item, moment),

@@ -1,0 +1,196 @@
+"""Rewards API handler tests on template.yaml's table in moto: typed rewards, stock, inventory and grants."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from marketing.rewards import api
+from tests.support import Function, body_of, claims, http_event, sample_event
+
+T = "t1"
+ADMIN = claims(T, "ops", "[admin]")
+SERVICE = claims(T, "backend", "[service]")
+ALICE = claims(T, "alice", "[user]")
+
+
+@pytest.fixture
+def rewards_api(stack):
+    return Function("RewardsApiFunction", stack)
+
+
+def call(fn, method, path, route, who=ADMIN, body=None, query=None):
+    answer = fn(http_event(method, path, route, body=body, query=query, claims_=who))
+    return answer["statusCode"], body_of(answer)
+
+
+COUPON = {"name": "5 off", "reward_type": "COUPON", "kind_no": "NEWCOMER",
+          "content": {"discount_type": "AMOUNT", "discount_value": 500}, "total_stock": 10, "per_user_limit": 2,
+          "valid_days": 30, "generator": {"type": "coupon", "template_id": "tpl-1"},
+          "validators": [{"type": "time_window", "start": "2026-01-01T00:00:00Z"}, {"type": "stock"}],
+          "distributor": {"type": "webhook", "url": "https://hooks.example.com/grant"}}
+
+
+def create(rewards_api, **fields) -> dict:
+    status, reward = call(rewards_api, "POST", "/v1/rewards", "/v1/rewards", body={**COUPON, **fields})
+    assert status == 201, reward
+    return reward
+
+
+def test_a_reward_round_trips_with_typed_content_and_configurations(rewards_api):
+    reward = create(rewards_api)
+    assert reward["content"] == {"type": "COUPON", "discount_type": "AMOUNT", "discount_value": 500,
+                                 "min_order_cents": 0}
+    assert reward["validators"][0] == {"type": "time_window", "start": "2026-01-01T00:00:00Z", "end": None}
+    assert reward["distributor"] == {"type": "webhook", "url": "https://hooks.example.com/grant", "secret_name": None}
+    assert reward["stock"] == {"total": 10, "available": 10, "reserved": 0, "issued": 0}
+    path = f"/v1/rewards/{reward['reward_id']}"
+    assert call(rewards_api, "GET", path, "/v1/rewards/{reward_id}") == (200, reward)
+
+    update = {k: v for k, v in COUPON.items() if k not in ("total_stock",)}
+    percent = {"discount_type": "PERCENT", "discount_value": 6}
+    status, changed = call(rewards_api, "PUT", path, "/v1/rewards/{reward_id}",
+                           body={**update, "name": "6 off", "content": percent})
+    assert status == 200 and changed["name"] == "6 off" and changed["version"] == 2
+    assert changed["stock"]["total"] == 10
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"content": {"amount": 5}}, "body.content"),
+    ({"reward_type": "POINTS"}, "body"),
+    ({"generator": {"type": "lottery"}}, "body.generator"),
+    ({"distributor": {"type": "webhook", "url": "not a url"}}, "body.distributor.webhook.url"),
+    ({"validators": [{"type": "frequency", "max_per_user": 0}]}, "body.validators.0.frequency.max_per_user"),
+    ({"valid_from": "2026-01-01T00:00:00Z"}, "body"),
+    ({"total_stock": -1}, "body.total_stock"),
+    ({"content": {"discount_type": "PERCENT", "discount_value": 150}}, "body.content.COUPON"),
+])
+def test_bad_rewards_are_refused_naming_the_field(rewards_api, stack, change, field):
+    status, error = call(rewards_api, "POST", "/v1/rewards", "/v1/rewards", body={**COUPON, **change})
+    assert status == 422, error
+    assert any(d["field"].startswith(field) for d in error["error"]["details"]), error
+    assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
+
+
+def test_listing_paginates_and_a_deleted_reward_is_gone(rewards_api):
+    ids = [create(rewards_api, name=f"r{n}")["reward_id"] for n in range(3)]
+    status, page = call(rewards_api, "GET", "/v1/rewards", "/v1/rewards", query={"limit": "2"})
+    assert status == 200 and len(page["items"]) == 2 and page["next_token"]
+    _, rest = call(rewards_api, "GET", "/v1/rewards", "/v1/rewards",
+                   query={"limit": "2", "next_token": page["next_token"]})
+    assert {r["reward_id"] for r in page["items"] + rest["items"]} == set(ids)
+    other = claims("t2", "ops", "[admin]")
+    crafted = call(rewards_api, "GET", "/v1/rewards", "/v1/rewards", who=other,
+                   query={"next_token": page["next_token"]})
+    assert crafted[0] == 400
+
+    path = f"/v1/rewards/{ids[0]}"
+    assert call(rewards_api, "DELETE", path, "/v1/rewards/{reward_id}")[0] == 204
+    assert call(rewards_api, "GET", path, "/v1/rewards/{reward_id}")[0] == 404
+    assert call(rewards_api, "DELETE", path, "/v1/rewards/{reward_id}")[0] == 404
+    _, everything = call(rewards_api, "GET", "/v1/rewards", "/v1/rewards")
+    assert ids[0] not in {r["reward_id"] for r in everything["items"]}
+    reserve = {"reward_id": ids[0], "user_id": "u1", "quantity": 1, "expire_minutes": 5}
+    assert call(rewards_api, "POST", "/v1/inventory/reserve", "/v1/inventory/reserve", body=reserve)[0] == 404
+
+
+def test_stock_moves_up_and_down_but_never_below_what_is_taken(rewards_api):
+    reward = create(rewards_api, total_stock=3, per_user_limit=None)
+    body = {"reward_id": reward["reward_id"], "user_id": "u1", "quantity": 2, "expire_minutes": 5,
+            "reservation_id": "res-1"}
+    first = call(rewards_api, "POST", "/v1/inventory/reserve", "/v1/inventory/reserve", who=SERVICE, body=body)
+    again = call(rewards_api, "POST", "/v1/inventory/reserve", "/v1/inventory/reserve", who=SERVICE, body=body)
+    assert (first[0], again[0], again[1]) == (201, 200, first[1])
+    assert first[1]["status"] == "PENDING" and first[1]["expires_at"].endswith("Z")
+
+    stock = f"/v1/rewards/{reward['reward_id']}/stock"
+    status, error = call(rewards_api, "POST", stock, "/v1/rewards/{reward_id}/stock", body={"delta": -2})
+    assert (status, error["error"]["code"]) == (409, "STOCK_FLOOR")
+    assert call(rewards_api, "POST", stock, "/v1/rewards/{reward_id}/stock", body={"delta": -1})[1]["stock"] == \
+        {"total": 2, "available": 0, "reserved": 2, "issued": 0}
+    assert call(rewards_api, "POST", stock, "/v1/rewards/{reward_id}/stock", body={"delta": 0})[0] == 422
+    assert call(rewards_api, "POST", stock, "/v1/rewards/{reward_id}/stock", who=SERVICE, body={"delta": 5})[0] == 403
+
+    confirm = call(rewards_api, "POST", "/v1/inventory/res-1/confirm", "/v1/inventory/{reservation_id}/confirm",
+                   who=SERVICE)
+    assert confirm[1]["status"] == "CONFIRMED"
+    cancel = call(rewards_api, "POST", "/v1/inventory/res-1/cancel", "/v1/inventory/{reservation_id}/cancel",
+                  who=SERVICE)
+    assert (cancel[0], cancel[1]["error"]["code"]) == (409, "RESERVATION_CLOSED")
+    assert call(rewards_api, "POST", "/v1/inventory/nope/confirm", "/v1/inventory/{reservation_id}/confirm",
+                who=SERVICE)[0] == 404
+    _, listed = call(rewards_api, "GET", "/v1/inventory/reservations", "/v1/inventory/reservations", who=SERVICE,
+                     query={"reward_id": reward["reward_id"], "status": "CONFIRMED"})
+    assert [r["reservation_id"] for r in listed["items"]] == ["res-1"]
+    assert call(rewards_api, "GET", "/v1/inventory/reservations", "/v1/inventory/reservations", who=ALICE,
+                query={"reward_id": reward["reward_id"]})[0] == 403
+
+
+def test_grants_are_listed_by_every_filter_and_change_only_along_legal_transitions(rewards_api):
+    reward = create(rewards_api)
+    api.create_grant(T, grant_id="g1", reward_id=reward["reward_id"], user_id="alice", status="GENERATED",
+                     task_id="task-1", campaign_id="c1")
+    api.create_grant(T, grant_id="g2", reward_id=reward["reward_id"], user_id="bob", status="PENDING",
+                     task_id="task-2", campaign_id="c1")
+
+    def listed(who=ADMIN, **query) -> list[str]:
+        status, page = call(rewards_api, "GET", "/v1/reward-grants", "/v1/reward-grants", who=who, query=query)
+        assert status == 200, page
+        return sorted(g["grant_id"] for g in page["items"])
+
+    assert listed(campaign_id="c1") == ["g1", "g2"]
+    assert listed(task_id="task-2") == ["g2"] and listed(status="GENERATED") == ["g1"]
+    assert listed(user_id="alice", reward_id=reward["reward_id"]) == ["g1"]
+    assert listed(who=ALICE, user_id="alice") == ["g1"]
+    assert call(rewards_api, "GET", "/v1/reward-grants", "/v1/reward-grants", who=ALICE)[0] == 403
+    assert call(rewards_api, "GET", "/v1/reward-grants/g2", "/v1/reward-grants/{grant_id}", who=ALICE)[0] == 404
+    assert call(rewards_api, "GET", "/v1/reward-grants/g1", "/v1/reward-grants/{grant_id}", who=ALICE)[0] == 200
+
+    status_path = "/v1/reward-grants/{grant_id}/status"
+    status, grant = call(rewards_api, "PUT", "/v1/reward-grants/g1/status", status_path,
+                         body={"status": "DISTRIBUTED"})
+    assert (status, grant["status"]) == (200, "DISTRIBUTED")
+    status, grant = call(rewards_api, "PUT", "/v1/reward-grants/g1/status", status_path, body={"status": "USED"})
+    assert (status, grant["status"]) == (200, "USED")
+    status, error = call(rewards_api, "PUT", "/v1/reward-grants/g1/status", status_path, body={"status": "FAILED"})
+    assert (status, error["error"]["code"]) == (409, "ILLEGAL_TRANSITION")
+    rolled = call(rewards_api, "PUT", "/v1/reward-grants/g1/status", status_path, body={"status": "ROLLED_BACK"})
+    assert rolled[0] == 422
+    assert call(rewards_api, "PUT", "/v1/reward-grants/g2/status", status_path, who=ALICE,
+                body={"status": "FAILED"})[0] == 403
+    rollback = call(rewards_api, "POST", "/v1/reward-grants/g2/rollback", "/v1/reward-grants/{grant_id}/rollback")
+    assert (rollback[0], rollback[1]["error"]["code"]) == (409, "ILLEGAL_TRANSITION")  # PENDING: nothing to give back
+
+
+def test_issue_code_takes_an_unexported_batch_code_else_a_fresh_one_once_per_grant(rewards_api, stack):
+    reward = create(rewards_api, reward_type="REDEEM_CODE", content={"description": "a VIP month"},
+                    generator={"type": "redeem_code", "length": 10, "prefix": "GIFT"})
+    redeem_api = Function("RedeemApiFunction", stack)
+    batch = body_of(redeem_api(http_event("POST", "/v1/campaigns/c1/redeem-codes",
+                                          "/v1/campaigns/{campaign_id}/redeem-codes", claims_=ADMIN,
+                                          body={"reward_id": reward["reward_id"], "count": 1})))
+    first = api.issue_code(T, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1")
+    assert first["batch_id"] == batch["batch_id"]
+    assert api.issue_code(T, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1") == first
+    fresh = api.issue_code(T, reward_id=reward["reward_id"], user_id="bob", campaign_id="c1", grant_id="g2")
+    assert fresh["batch_id"] is None and fresh["code"].startswith("GIFT-") and fresh["code"] != first["code"]
+
+    # the batch's only code went to the grant: nothing is left to export, and only alice may redeem it
+    export = redeem_api(http_event("POST", f"/v1/redeem-code-batches/{batch['batch_id']}/export",
+                                   "/v1/redeem-code-batches/{batch_id}/export", body={}, claims_=ADMIN))
+    assert body_of(export)["error"]["code"] == "NOTHING_TO_EXPORT"
+    for code, owner, stranger in ((first["code"], "alice", "bob"), (fresh["code"], "bob", "alice")):
+        refused = redeem_api(http_event("POST", "/v1/redeem", "/v1/redeem", body={"code": code, "user_id": stranger},
+                                        claims_=SERVICE))
+        assert refused["statusCode"] == 403
+        redeemed = redeem_api(http_event("POST", "/v1/redeem", "/v1/redeem", body={"code": code, "user_id": owner},
+                                         claims_=SERVICE))
+        assert redeemed["statusCode"] == 200
+    with pytest.raises(Exception, match="REDEEM_CODE"):
+        api.issue_code(T, reward_id=create(rewards_api)["reward_id"], user_id="x", campaign_id=None, grant_id="g3")
+
+
+def test_sample_events_run(rewards_api):
+    assert rewards_api(sample_event("rewards_api/create_reward.json"))["statusCode"] == 201
+    assert rewards_api(sample_event("rewards_api/get_reward.json"))["statusCode"] == 404
+    assert rewards_api(sample_event("rewards_api/list_grants.json"))["statusCode"] == 200
