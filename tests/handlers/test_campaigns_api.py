@@ -365,9 +365,12 @@ def test_invite_task_advances_the_referrer(api, engine, worker, stack):
     assert [(t["task_id"], t["progress"], t["completed"]) for t in view["items"]] == [(tid, 2, True)]
 
 
-def test_sample_bus_events_reach_the_engine(engine):
+def test_sample_bus_events_reach_the_engine_and_the_worker(engine, worker):
     assert engine(sample_event("task_trigger/task_triggered.json"))["outcomes"] == []
     assert engine(sample_event("task_trigger/track_new_user.json"))["event_id"] == "trk-0001"
+    # a completion nobody logged is not granted: the record fails (and would end in the DLQ)
+    answer = worker(sample_event("grant_worker/task_completed.json"))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]}
 
 
 def test_out_of_stock_grants_fail_and_hold_no_reservation(api, engine, worker, stack):
