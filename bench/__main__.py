@@ -7,7 +7,7 @@ import sys
 import time
 
 # One module per suite; each exposes `run() -> list[str]` (lines to print).
-SUITES = ["bench.imports", "bench.tracking", "bench.campaigns"]
+SUITES = ["bench.imports", "bench.tracking", "bench.rewards", "bench.campaigns"]
 
 
 def main(selected: list[str]) -> None:

@@ -3,10 +3,12 @@ assignment, redemption with its distinct errors, revocation, rollback, lockout, 
 
 from __future__ import annotations
 
+import io
 import json
 from urllib.parse import urlparse
 
 import boto3
+import openpyxl
 import pytest
 
 from marketing.rewards import codes
@@ -73,8 +75,12 @@ def export(redeem_api, batch_id: str, who=ADMIN, **body) -> tuple[int, dict]:
 def exported_codes(stack, answer: dict) -> list[str]:
     url, bucket = urlparse(answer["url"]), stack.ref("ExportBucket")
     key = url.path[1:] if url.netloc.startswith(bucket) else url.path.split("/", 2)[2]  # virtual host or path style
-    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    lines = body.strip().splitlines()
+    data = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    if answer["format"] == "xlsx":
+        rows = list(openpyxl.load_workbook(io.BytesIO(data), read_only=True)["codes"].iter_rows(values_only=True))
+        assert rows[0] == ("code", "valid_from", "expire_time")
+        return [row[0] for row in rows[1:]]
+    lines = data.decode().strip().splitlines()
     assert lines[0] == "code,valid_from,expire_time"
     return [line.split(",")[0] for line in lines[1:]]
 
@@ -97,8 +103,9 @@ def test_a_small_batch_is_listed_masked_and_exported_in_disjoint_parts(apis, sta
 
     assert export(redeem_api, batch["batch_id"], who=OTHER_ADMIN, count=5)[0] == 403  # only its generator
     first_status, first = export(redeem_api, batch["batch_id"], count=12)
-    second_status, second = export(redeem_api, batch["batch_id"])
+    second_status, second = export(redeem_api, batch["batch_id"], format="xlsx")
     assert (first_status, second_status, first["count"], second["count"]) == (201, 201, 12, 8)
+    assert (first["format"], second["format"], first["exported_by"]) == ("csv", "xlsx", "ops")
     one, two = exported_codes(stack, first), exported_codes(stack, second)
     assert len(set(one) | set(two)) == 20 and not set(one) & set(two)
     assert all(c.startswith("VIP-") and codes.is_well_formed(c) for c in one + two)
@@ -124,6 +131,7 @@ def test_redemption_answers_the_grant_once_with_distinct_errors(apis, stack, bus
     assert redeem(redeem_api, code.lower(), headers={"Idempotency-Key": "k-1"}) == (200, grant)  # the replay
     status, error = redeem(redeem_api, code, "u2")
     assert (status, error["error"]["code"]) == (409, "CODE_USED")
+    assert redeem(redeem_api, code)[0] == 409  # u1 again: refused, and the event is sent again (same id)
 
     mistyped = code[:-1] + ("2" if code[-1] != "2" else "3")
     status, error = redeem(redeem_api, mistyped)
@@ -146,7 +154,8 @@ def test_redemption_answers_the_grant_once_with_distinct_errors(apis, stack, bus
 
     facts = bus_events()
     kinds = sorted(e["detail-type"] for e in facts)
-    assert kinds == ["code.redeemed", "code.redeemed", "code.redeemed", "grant.rolled_back", "grant.rolled_back"]
+    assert kinds == ["code.redeemed"] * 4 + ["grant.rolled_back"] * 2
+    assert len({e["detail"]["event_id"] for e in facts if e["detail-type"] == "code.redeemed"}) == 3
     redeemed = next(e["detail"] for e in facts if e["detail"]["grant_id"] == grant["grant_id"]
                     and e["detail-type"] == "code.redeemed")
     assert redeemed["code_suffix"] == code[-4:] and code not in json.dumps(facts)

@@ -9,6 +9,7 @@ BatchGetItem that reads the code and the user's recent failures together.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -51,7 +52,7 @@ from marketing.rewards.models import (
     RedeemIn,
     to_iso,
 )
-from marketing.rewards.service import STAFF, live_reward, shard_order
+from marketing.rewards.service import STAFF, known, live_reward, shard_order
 
 CHUNK = 2000  # codes per queue message: about 80 BatchWriteItem requests, seconds of work
 _REWARD_CACHE_SECONDS = 60
@@ -106,9 +107,7 @@ def create_batch(caller: Caller, campaign_id: str, body: BatchIn) -> BatchCreate
 def generate_chunk(tenant: str, batch_id: str, offset: int, count: int) -> None:
     """The worker's unit of work; safe to repeat (a chunk is counted once, its codes rewritten identically
     before the batch is DONE, when nobody can hold them yet)."""
-    batch = dal.get_batch(tenant, batch_id)
-    if batch is None:
-        raise BatchNotFound(f"batch {batch_id} is unknown")
+    batch = _batch(tenant, batch_id)
     if str(offset) in batch.get("chunks", set()):
         return  # a redelivery of a counted chunk
     maker = _maker(tenant, batch)
@@ -119,10 +118,7 @@ def generate_chunk(tenant: str, batch_id: str, offset: int, count: int) -> None:
 
 
 def _batch(tenant: str, batch_id: str) -> dict:
-    found = dal.get_batch(tenant, batch_id)
-    if found is None:
-        raise BatchNotFound(f"batch {batch_id} is unknown")
-    return found
+    return known(dal.get_batch(tenant, batch_id), BatchNotFound, f"batch {batch_id} is unknown")
 
 
 def get_batch(caller: Caller, batch_id: str) -> Batch:
@@ -179,10 +175,7 @@ def list_codes(caller: Caller, batch_id: str, status: CodeStatus | None, limit: 
 
 
 def _code(tenant: str, code: str) -> dict:
-    item = dal.get_code(tenant, code)
-    if item is None:
-        raise CodeNotFound("no such code")
-    return item
+    return known(dal.get_code(tenant, code), CodeNotFound, "no such code")
 
 
 def get_code(caller: Caller, code: str) -> CodeView:
@@ -289,18 +282,35 @@ def redeem(caller: Caller, body: RedeemIn) -> Grant:
         if item is None:
             raise CodeNotFound("no such code")
         _refuse(item, user, iso(moment))
-    except (CodeNotFound, CodeUsed, CodeRevoked, CodeNotYours):
+    except CodeUsed:
+        if item.get("used_by") == user and item.get("grant_id"):
+            # This user's own earlier redemption: its event may have been lost with the answer; send it again.
+            with contextlib.suppress(RewardNotFound):
+                _publish_redeemed(caller, code, Grant(**_grant_of(t, item["grant_id"])), item)
+        else:
+            _count_failure(t, user, window)
+        raise
+    except (CodeNotFound, CodeRevoked, CodeNotYours):
         _count_failure(t, user, window)
         raise
-    grant = _redeem(t, code, item, user, moment)
+    grant = Grant(**_redeem(t, code, item, user, moment))
     metrics.add_metric(name="RedeemCodesRedeemed", unit="Count", value=1)
-    events.publish(caller, source="rewards", detail_type="code.redeemed", event_id=f"{grant['grant_id']}:redeemed",
-                   occurred_at=grant["created_at"],
+    _publish_redeemed(caller, code, grant, item)
+    return grant
+
+
+def _grant_of(t: str, grant_id: str) -> dict:
+    return known(dal.get_grant(t, grant_id), CodeNotFound, "no such code")
+
+
+def _publish_redeemed(caller: Caller, code: str, grant: Grant, item: dict) -> None:
+    reward = _reward(caller.tenant_id, grant.reward_id, fresh=False)
+    events.publish(caller, source="rewards", detail_type="code.redeemed", event_id=f"{grant.grant_id}:redeemed",
+                   occurred_at=grant.created_at,
                    detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
-                           "reward_id": item["reward_id"], "campaign_id": item.get("campaign_id"), "user_id": user,
-                           "grant_id": grant["grant_id"], "reward_type": grant["reward_type"],
-                           "amount": grant["amount"]})
-    return Grant(**grant)
+                           "reward_id": grant.reward_id, "campaign_id": item.get("campaign_id"),
+                           "user_id": grant.user_id, "grant_id": grant.grant_id,
+                           "reward_type": reward["reward_type"], "amount": _amount(reward)})
 
 
 def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
@@ -321,7 +331,7 @@ def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
                 dal.redeem(t, code, user, stamp, grant,
                            dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued"),
                            reward["version"], allowance)
-                return {**grant, "amount": _amount(reward), "reward_type": reward["reward_type"]}
+                return grant
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
                     _refuse(_code(t, code), user, stamp)

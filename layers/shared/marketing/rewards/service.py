@@ -12,7 +12,7 @@ from typing import Any
 
 from marketing.core import events
 from marketing.core.clock import iso, now, now_iso
-from marketing.core.errors import Conflict, Forbidden, InvalidInput
+from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id
 from marketing.core.observability import metrics
@@ -55,11 +55,15 @@ def reward_view(item: dict, shards: list[dict]) -> Reward:
     return Reward(**{"total_stock": None, **item, "stock": stock})
 
 
-def live_reward(tenant: str, reward_id: str) -> dict:
-    item = dal.get_reward(tenant, reward_id)
+def known(item: dict | None, error: type[NotFound], message: str) -> dict:
+    """The item, or the capability's not-found error for it."""
     if item is None:
-        raise RewardNotFound(f"reward {reward_id} is unknown")
+        raise error(message)
     return item
+
+
+def live_reward(tenant: str, reward_id: str) -> dict:
+    return known(dal.get_reward(tenant, reward_id), RewardNotFound, f"reward {reward_id} is unknown")
 
 
 def _with_stock(tenant: str, item: dict) -> Reward:
@@ -190,10 +194,7 @@ def _existing_reservation(t: str, res_id: str, reward_id: str, user_id: str) -> 
 
 
 def _reservation(t: str, res_id: str) -> dict:
-    found = dal.get_reservation(t, res_id)
-    if found is None:
-        raise ReservationNotFound(f"reservation {res_id} is unknown")
-    return found
+    return known(dal.get_reservation(t, res_id), ReservationNotFound, f"reservation {res_id} is unknown")
 
 
 def confirm(caller: Caller, reservation_id: str) -> Reservation:
@@ -269,10 +270,7 @@ def sweep(rounds: int = 20) -> int:
 
 # --- grants ---
 def _grant(t: str, grant_id: str) -> dict:
-    found = dal.get_grant(t, grant_id)
-    if found is None:
-        raise GrantNotFound(f"grant {grant_id} is unknown")
-    return found
+    return known(dal.get_grant(t, grant_id), GrantNotFound, f"grant {grant_id} is unknown")
 
 
 def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,

@@ -1,7 +1,12 @@
-"""One batch of 100,000 codes through the real handlers and the worker, on moto in-process (over HTTP the
-embedded AWS would take minutes): the count is exact, no code repeats, and two half exports are disjoint."""
+"""One large batch through the real handlers and the worker, on moto in-process (over HTTP the embedded AWS
+would take minutes): the count is exact, no code repeats, and two half exports are disjoint.
+
+The suite runs 20,000 codes (about 20 s); `REWARDS_PROOF_CODES=100000` runs the issue's full 100,000 (about
+2 CPU-minutes on moto, which spends them serializing items)."""
 
 from __future__ import annotations
+
+import os
 
 import boto3
 from boto3.dynamodb.conditions import Attr
@@ -10,7 +15,7 @@ from marketing.rewards import codes
 from tests.handlers.test_redeem_api import ADMIN, call, export, exported_codes, new_reward
 from tests.support import Function
 
-COUNT = 100_000
+COUNT = int(os.environ.get("REWARDS_PROOF_CODES", "20000"))
 
 
 def drain(stack, worker: Function) -> int:
@@ -38,14 +43,14 @@ def stored_code_count(stack) -> int:
         start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
-def test_a_batch_of_100000_codes(stack):
+def test_a_large_batch_is_exact_unique_and_exports_disjoint_halves(stack):
     rewards_api, redeem_api = Function("RewardsApiFunction", stack), Function("RedeemApiFunction", stack)
     status, batch = call(redeem_api, "POST", "/v1/campaigns/c1/redeem-codes",
                          "/v1/campaigns/{campaign_id}/redeem-codes",
                          body={"reward_id": new_reward(rewards_api, total_stock=None), "count": COUNT})
     assert (status, batch["status"], batch["total"]) == (202, "GENERATING", COUNT)
 
-    assert drain(stack, Function("CodeBatchWorkerFunction", stack)) == COUNT // 2000
+    assert drain(stack, Function("CodeBatchWorkerFunction", stack)) == -(-COUNT // 2000)
     path = f"/v1/redeem-code-batches/{batch['batch_id']}"
     done = call(redeem_api, "GET", path, "/v1/redeem-code-batches/{batch_id}")[1]
     assert (done["status"], done["generated"]) == ("DONE", COUNT)
