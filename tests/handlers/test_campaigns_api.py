@@ -518,3 +518,33 @@ def test_business_metrics_are_emitted(api, engine, worker, stack, monkeypatch, c
     assert {"CampaignsCreated", "TasksCreated", "TasksTriggered", "TasksCompleted", "TaskTriggerDuration",
             "RewardGenerationDuration", "RewardDistributionDuration", "RewardsDistributed", "InventoryReserved",
             "InventoryConfirmed"} <= names
+
+
+def test_the_rewards_frequency_validator_is_exact_and_failed_grants_give_their_slot_back(api, engine, worker, stack):
+    # Given a reward a user may get twice a day, and a daily task completing on every sign-in
+    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 2, "period": "DAY"}])
+    _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
+    other = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 1, "period": "DAY"}])
+    _, tid2 = setup_task(api, other["reward_id"], event_type="SIGN_IN", period="DAILY")
+    for day in ("2026-11-20", "2026-11-21", "2026-11-22"):
+        event = triggered("u-1", f"e-{day}", "SIGN_IN")
+        event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
+        engine(event)
+    # When the three completions are granted on the same day (their completion time decides the window)
+    drain(stack, worker)
+    # Then two are DISTRIBUTED and one FAILED by frequency; the other reward allows one
+    assert sorted(g["status"] for g in grants_of(tid)) == ["DISTRIBUTED", "DISTRIBUTED", "FAILED"]
+    assert {g["reason"] for g in grants_of(tid) if g["status"] == "FAILED"} == \
+        {"the user reached the reward's frequency limit of 2"}
+    assert sorted(g["status"] for g in grants_of(tid2)) == ["DISTRIBUTED", "FAILED", "FAILED"]
+    # And a grant failing after taking its slot (out of stock) gives it back
+    scarce = make_reward(stock=1, validators=[{"type": "frequency", "max_per_user": 5}])
+    _, tid3 = setup_task(api, scarce["reward_id"], event_type="BUY", period="DAILY")
+    for day in ("2026-11-20", "2026-11-21"):
+        event = triggered("u-1", f"b-{day}", "BUY")
+        event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
+        engine(event)
+    drain(stack, worker)
+    assert sorted(g["status"] for g in grants_of(tid3)) == ["DISTRIBUTED", "FAILED"]
+    slots = [i for i in table_items(stack) if i["sk"].startswith(f"GRANTFREQ#{scarce['reward_id']}#")]
+    assert [(i["sk"].count("#"), i.get("n")) for i in slots] == [(2, 1), (3, None)]

@@ -492,3 +492,40 @@ def list_logs(tenant: str, *, task_id: str | None, user_id: str | None, limit: i
             dynamo.table(), partition={"pk": f"T#{tenant}#TASK#{task_id}"}, sort_prefix=("sk", "LOG#"),
             limit=limit, next_token=next_token, newest_first=True)
     return [_strip(i) for i in items], token
+
+
+# --- the reward's frequency validator (grants per user per window) -------------------------------------------
+
+def _frequency_keys(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> tuple[dict, dict]:
+    pk = f"T#{tenant}#U#{user_id}"
+    return ({"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}"},
+            {"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}#{grant_id}"})
+
+
+def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str, limit: int) -> bool:
+    """One of the user's `limit` grants of the reward in `window`, for this grant: a marker (a repeat for the same
+    grant finds it and answers True) and the window's counter, conditional on staying within the limit."""
+    counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
+    try:
+        _transact([
+            {"Put": {"Item": {**marker, "grant_id": grant_id}, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"Key": counter, "UpdateExpression": "ADD n :one",
+                        "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                        "ExpressionAttributeValues": {":one": 1, ":limit": limit}}},
+        ])
+        return True
+    except ConditionFailed as exc:
+        return exc.reasons[0] == "ConditionalCheckFailed"  # taken before by this very grant
+
+
+def release_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> None:
+    """Give the grant's slot back (a failed grant does not count); safe to repeat."""
+    counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
+    try:
+        _transact([
+            {"Delete": {"Key": marker, "ConditionExpression": "attribute_exists(pk)"}},
+            {"Update": {"Key": counter, "UpdateExpression": "ADD n :minus",
+                        "ExpressionAttributeValues": {":minus": -1}}},
+        ])
+    except ConditionFailed:
+        pass  # released before, or never taken

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from marketing.campaigns import channels, dal
-from marketing.campaigns.periods import parse_time
+from marketing.campaigns.models import Period
+from marketing.campaigns.periods import parse_time, period_key
 from marketing.core import events
 from marketing.core.clock import now
 from marketing.core.identity import Caller, Role
@@ -69,8 +70,21 @@ class _Pipeline:
         return grant
 
     # --- validator and reservation ---
+    def _frequencies(self) -> list[tuple[str, int]]:
+        """(window, limit) of each `frequency` validator, the window taken from the completion's own time."""
+        moment = parse_time(self.log["completed_at"])
+        windows = {"DAY": period_key(Period.DAILY, moment), "WEEK": period_key(Period.WEEKLY, moment),
+                   "MONTH": moment.strftime("M%Y-%m"), "TOTAL": "ALL"}
+        return [(windows[rule.get("period", "TOTAL")], rule["max_per_user"])
+                for rule in self.reward.get("validators", []) if rule["type"] == "frequency"]
+
+    def _release_frequencies(self) -> None:
+        for window, _ in self._frequencies():
+            dal.release_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window, self.grant_id)
+
     def _refusal(self) -> str | None:
-        """The reward's own validators; stock and the per-user limit are the reservation's (exact) job."""
+        """The reward's time window and user validators; frequency, stock and the per-user limit are exact
+        DynamoDB conditions (the frequency slot, then the reservation)."""
         reward, moment, user = self.reward, now(), self.log["user_id"]
         starts, ends = reward.get("valid_from"), reward.get("valid_until")
         if (starts and moment < parse_time(starts)) or (ends and moment > parse_time(ends)):
@@ -87,6 +101,10 @@ class _Pipeline:
         refusal = self._refusal()
         if refusal:
             return self._fail(grant, refusal)
+        for window, limit in self._frequencies():
+            if not dal.take_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window, self.grant_id,
+                                      limit):
+                return self._fail(grant, f"the user reached the reward's frequency limit of {limit}")
         try:
             rewards.reserve(self.tenant, reward_id=self.log["reward_id"], user_id=self.log["user_id"], quantity=1,
                             expire_minutes=RESERVATION_MINUTES, reservation_id=self.grant_id)
@@ -179,6 +197,8 @@ class _Pipeline:
         """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat)."""
         if grant["status"] in HOLDS_RESERVATION:
             rewards.cancel(self.tenant, self.grant_id)
+        if self.reward is not None:
+            self._release_frequencies()
         grant = rewards.transition_grant(self.tenant, self.grant_id, to="FAILED", reason=reason)
         metrics.add_metric(name="GrantsFailed", unit="Count", value=1)
         logger.info("grant failed", extra={"grant_id": self.grant_id, "reason": reason})
