@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -102,17 +103,24 @@ def test_rollbacks_racing_redemptions_lose_nothing(local_stack, tenant):
     grants = [a.json()["grant_id"] for a in parallel([redeem_call(api, c, f"u{n}") for n, c in enumerate(first)])]
     assert len(grants) == 20
 
-    # Each user's grant is rolled back twice while the same user redeems a second code.
-    calls = [lambda g=g: api.post(f"/v1/reward-grants/{g}/rollback") for g in grants for _ in range(2)]
-    calls += [redeem_call(api, c, f"u{n}") for n, c in enumerate(second)]
+    # Each user's grant is rolled back twice while the same user redeems a second code, interleaved.
+    def rollback(grant_id: str):
+        return lambda: api.post(f"/v1/reward-grants/{grant_id}/rollback")
+
+    calls = [call for n, g in enumerate(grants)
+             for call in (rollback(g), redeem_call(api, second[n], f"u{n}"), rollback(g))]
     answers = parallel(calls)
 
-    rollbacks, redemptions = answers[:40], answers[40:]
+    redemptions = answers[1::3]
+    rollbacks = [a for n, a in enumerate(answers) if n % 3 != 1]
     assert {a.status_code for a in rollbacks} == {200}
+    assert {a.json()["status"] for a in rollbacks} == {"ROLLED_BACK"}
     assert {a.status_code for a in redemptions} <= {200, 409}
     won = sum(a.status_code == 200 for a in redemptions)
     stock = api.get(f"/v1/rewards/{reward['reward_id']}").json()["stock"]
     assert stock == {"total": 20, "available": 20 - won, "reserved": 0, "issued": won}
+    listed = api.get("/v1/reward-grants", params={"reward_id": reward["reward_id"], "limit": 100}).json()["items"]
+    assert Counter(g["status"] for g in listed) == {"ROLLED_BACK": 20, "DISTRIBUTED": won}
 
     # What lost only to timing now succeeds: stock and allowances came back exactly once.
     retried = [redeem_call(api, second[n], f"u{n}") for n, a in enumerate(redemptions) if a.status_code == 409]
@@ -130,8 +138,6 @@ def test_the_sweeper_and_worker_are_wired(local_stack, tenant):
     reward = new_reward(api)
     batch = api.post("/v1/campaigns/c1/redeem-codes", {"reward_id": reward["reward_id"], "count": 1001})
     assert batch.status_code == 202 and batch.json()["status"] == "GENERATING"
-    import time
-
     deadline = time.monotonic() + 60
     while (state := api.get(f"/v1/redeem-code-batches/{batch.json()['batch_id']}").json())["status"] != "DONE":
         assert time.monotonic() < deadline, state

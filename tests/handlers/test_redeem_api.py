@@ -260,3 +260,47 @@ def test_sample_events_run(apis, stack):
     rewards_api, redeem_api = apis
     assert rewards_api(sample_event("rewards_api/create_reward.json"))["statusCode"] == 201
     assert redeem_api(sample_event("redeem_api/redeem.json"))["statusCode"] == 404
+
+
+def test_the_worker_reports_only_the_failing_message(apis, stack):
+    rewards_api, redeem_api = apis
+    batch = new_batch(redeem_api, new_reward(rewards_api), count=1001)
+    sqs, url = boto3.client("sqs"), stack.ref("CodeBatchQueue")
+    (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]
+    unknown = sample_event("code_batch_worker/chunk.json")["Records"][0]  # names a batch that does not exist
+    good = {**unknown, "messageId": message["MessageId"], "body": message["Body"]}
+
+    worker = Function("CodeBatchWorkerFunction", stack)
+    assert worker({"Records": [unknown, good]}) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    status, done = call(redeem_api, "GET", f"/v1/redeem-code-batches/{batch['batch_id']}",
+                        "/v1/redeem-code-batches/{batch_id}")
+    assert (done["status"], done["generated"]) == ("DONE", 1001)
+
+
+def test_the_sweeper_function_expires_due_reservations(apis, stack):
+    from datetime import timedelta
+
+    from marketing.core import clock
+    from marketing.rewards import dal
+
+    rewards_api, _ = apis
+    reward_id = new_reward(rewards_api, total_stock=5)
+    body = {"reward_id": reward_id, "user_id": "u1", "quantity": 2, "expire_minutes": 1, "reservation_id": "r1"}
+    assert call(rewards_api, "POST", "/v1/inventory/reserve", "/v1/inventory/reserve", body=body)[0] == 201
+    sweeper = Function("ReservationSweeperFunction", stack)
+    assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 0}
+
+    # Given the reservation's expiry has passed (its pointer moved back in time, as the clock would move on)
+    record = dal.get_reservation(T, "r1")
+    past = clock.iso(clock.now() - timedelta(minutes=5))
+    dal.drop_pointer(T, "r1", record["expires_at"])
+    dal.dynamo.table().update_item(Key=dal.reservation_key(T, "r1"), UpdateExpression="SET expires_at = :p",
+                                   ExpressionAttributeValues={":p": past})
+    dal.dynamo.table().put_item(Item={**dal.sweep_key(T, "r1", past), "tenant_id": T, "reservation_id": "r1"})
+
+    assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 1}
+    assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 0}
+    stock = call(rewards_api, "GET", f"/v1/rewards/{reward_id}", "/v1/rewards/{reward_id}")[1]["stock"]
+    assert stock == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
+    confirm = call(rewards_api, "POST", "/v1/inventory/r1/confirm", "/v1/inventory/{reservation_id}/confirm")
+    assert (confirm[0], confirm[1]["error"]["code"]) == (409, "RESERVATION_CLOSED")
