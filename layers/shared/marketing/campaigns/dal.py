@@ -1,0 +1,531 @@
+"""DynamoDB access for the campaign engine. Keys (see docs/data-model.md):
+
+    campaign        pk T#{t}#CAMPAIGNS          sk CAMPAIGN#{campaign}   (task_count: linked tasks)
+    audience        pk T#{t}#AUDIENCES          sk AUDIENCE#{audience}   (refs: campaigns using it)
+    task            pk T#{t}#TASKS              sk TASK#{task}           gsi1 T#{t}#EVENT#{event_type} / TASK#{task}
+    campaign → task pk T#{t}#CAMPAIGN#{campaign} sk TASK#{task}
+    progress        pk T#{t}#U#{user}           sk TASKPROG#{task}
+    completion log  pk T#{t}#TASK#{task}        sk LOG#{completion}
+                    gsi1 T#{t}#U#{user}#TASKLOG / TASK#{task}#{completion}
+    task stats      pk T#{t}#TASK#{task}        sk STATS
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from marketing.core import dynamo, pagination
+
+_KEYS = {"pk", "sk", "gsi1pk", "gsi1sk"}
+
+
+class ConditionFailed(Exception):
+    """A guarded write found the item in another state; `item` is what DynamoDB saw (or None)."""
+
+    def __init__(self, item: dict | None = None, reasons: list[str] | None = None):
+        super().__init__("condition failed")
+        self.item = item
+        self.reasons = reasons or []
+
+
+def _strip(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {k: v for k, v in dynamo.plain(item).items() if k not in _KEYS}
+
+
+def _old_image(raw: dict | None) -> dict | None:
+    """An item as returned by ReturnValuesOnConditionCheckFailure (typed attribute values)."""
+    if not raw:
+        return None
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return dynamo.plain({k: deserializer.deserialize(v) for k, v in raw.items()})
+
+
+def _transact(actions: list[dict]) -> None:
+    """A transaction; on a failed condition raises ConditionFailed with the reason of each action."""
+    try:
+        dynamo.transact_write(actions)
+    except ClientError as exc:
+        reasons = dynamo.cancellation_reasons(exc)
+        if "ConditionalCheckFailed" not in reasons:
+            raise
+        raw = exc.response.get("CancellationReasons", [])
+        item = next((r.get("Item") for r in raw if r.get("Code") == "ConditionalCheckFailed" and r.get("Item")),
+                    None)
+        raise ConditionFailed(_old_image(item), reasons) from exc
+
+
+def _set_clause(fields: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any], list[str]]:
+    """`SET #a = :a, ...` for non-None fields; None fields are removed."""
+    names, values, sets, removes = {}, {}, [], []
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+    expression = ("SET " + ", ".join(sets)) if sets else ""
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return expression.strip(), names, values, removes
+
+
+def _page(partition: str, prefix: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    items, token = pagination.query_page(dynamo.table(), partition={"pk": partition}, sort_prefix=("sk", prefix),
+                                         limit=limit, next_token=next_token)
+    return [_strip(i) for i in items], token
+
+
+def _get(pk: str, sk: str, *, consistent: bool = False) -> dict | None:
+    return _strip(dynamo.table().get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=consistent).get("Item"))
+
+
+def _batch_get(keys: list[dict[str, str]]) -> list[dict]:
+    """BatchGetItem in chunks of 100, retrying unprocessed keys."""
+    found: list[dict] = []
+    table = dynamo.table()
+    for start in range(0, len(keys), 100):
+        request = {table.name: {"Keys": keys[start:start + 100]}}
+        while request:
+            answer = dynamo.resource().batch_get_item(RequestItems=request)
+            found += [_strip(i) for i in answer.get("Responses", {}).get(table.name, [])]
+            request = answer.get("UnprocessedKeys") or None
+    return found
+
+
+# --- campaigns ---------------------------------------------------------------------------------------------
+
+def campaign_key(tenant: str, campaign_id: str) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#CAMPAIGNS", "sk": f"CAMPAIGN#{campaign_id}"}
+
+
+def audience_key(tenant: str, audience_id: str) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#AUDIENCES", "sk": f"AUDIENCE#{audience_id}"}
+
+
+def task_key(tenant: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#TASKS", "sk": f"TASK#{task_id}"}
+
+
+def _audience_ref(tenant: str, audience_id: str, delta: int) -> dict:
+    """Move an audience's reference count; the audience must exist (a campaign cannot name a missing one)."""
+    return {"Update": {"Key": audience_key(tenant, audience_id), "UpdateExpression": "ADD refs :d",
+                       "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":d": delta}}}
+
+
+def get_campaign(tenant: str, campaign_id: str, *, consistent: bool = False) -> dict | None:
+    return _strip(dynamo.table().get_item(Key=campaign_key(tenant, campaign_id),
+                                          ConsistentRead=consistent).get("Item"))
+
+
+def get_campaigns(tenant: str, campaign_ids: Iterable[str]) -> dict[str, dict]:
+    items = _batch_get([campaign_key(tenant, c) for c in sorted(set(campaign_ids))])
+    return {i["campaign_id"]: i for i in items}
+
+
+def create_campaign(tenant: str, campaign: dict[str, Any]) -> None:
+    """The campaign, and its audience's reference count in the same transaction."""
+    item = {**campaign_key(tenant, campaign["campaign_id"]), **{k: v for k, v in campaign.items() if v is not None}}
+    actions = [{"Put": {"Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}]
+    if campaign.get("audience_id"):
+        actions.append(_audience_ref(tenant, campaign["audience_id"], 1))
+    _transact(actions)
+
+
+def _same_audience(old: str | None) -> tuple[str, dict]:
+    if old is None:
+        return "attribute_not_exists(audience_id)", {}
+    return "audience_id = :old_audience", {":old_audience": old}
+
+
+def update_campaign(tenant: str, campaign_id: str, fields: dict[str, Any], old_audience: str | None) -> dict:
+    """Replace the campaign's fields unless it has ENDED, guarded on the audience it had when read, so the
+    audiences' reference counts move exactly once."""
+    expression, names, values, _ = _set_clause(fields)
+    same, same_values = _same_audience(old_audience)
+    actions = [{"Update": {
+        "Key": campaign_key(tenant, campaign_id), "UpdateExpression": expression,
+        "ConditionExpression": f"attribute_exists(pk) AND #status <> :ended AND {same}",
+        "ExpressionAttributeNames": {**names, "#status": "status"},
+        "ExpressionAttributeValues": {**values, ":ended": "ENDED", **same_values},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]
+    new_audience = fields.get("audience_id")
+    if new_audience != old_audience:
+        if old_audience:
+            actions.append(_audience_ref(tenant, old_audience, -1))
+        if new_audience:
+            actions.append(_audience_ref(tenant, new_audience, 1))
+    _transact(actions)
+    return get_campaign(tenant, campaign_id, consistent=True)
+
+
+def delete_campaign(tenant: str, campaign_id: str, old_audience: str | None) -> None:
+    """Only a campaign without linked tasks; its audience reference goes with it."""
+    same, same_values = _same_audience(old_audience)
+    actions = [{"Delete": {
+        "Key": campaign_key(tenant, campaign_id),
+        "ConditionExpression": f"attribute_exists(pk) AND (attribute_not_exists(task_count) OR task_count = :zero)"
+                               f" AND {same}",
+        "ExpressionAttributeValues": {":zero": 0, **same_values},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]
+    if old_audience:
+        actions.append(_audience_ref(tenant, old_audience, -1))
+    _transact(actions)
+
+
+def list_campaigns(tenant: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    return _page(f"T#{tenant}#CAMPAIGNS", "CAMPAIGN#", limit, next_token)
+
+
+# --- audiences ---------------------------------------------------------------------------------------------
+
+def get_audience(tenant: str, audience_id: str, *, consistent: bool = False) -> dict | None:
+    return _get(**audience_key(tenant, audience_id), consistent=consistent)
+
+
+def get_audiences(tenant: str, audience_ids: Iterable[str]) -> dict[str, dict]:
+    items = _batch_get([audience_key(tenant, a) for a in sorted(set(audience_ids))])
+    return {i["audience_id"]: i for i in items}
+
+
+def create_audience(tenant: str, audience: dict[str, Any]) -> None:
+    item = {**audience_key(tenant, audience["audience_id"]), **{k: v for k, v in audience.items() if v is not None}}
+    dynamo.table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+
+def update_audience(tenant: str, audience_id: str, fields: dict[str, Any]) -> dict:
+    expression, names, values, _ = _set_clause(fields)
+    try:
+        answer = dynamo.table().update_item(
+            Key=audience_key(tenant, audience_id), UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)", ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed() from exc
+        raise
+    return _strip(answer["Attributes"])
+
+
+def delete_audience(tenant: str, audience_id: str) -> None:
+    """Only an audience no campaign names (`refs` is moved by the campaigns' own transactions)."""
+    try:
+        dynamo.table().delete_item(
+            Key=audience_key(tenant, audience_id),
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(refs) OR refs = :zero)",
+            ExpressionAttributeValues={":zero": 0}, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed(_old_image(exc.response.get("Item"))) from exc
+        raise
+
+
+def list_audiences(tenant: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    return _page(f"T#{tenant}#AUDIENCES", "AUDIENCE#", limit, next_token)
+
+
+# --- tasks -------------------------------------------------------------------------------------------------
+
+def _event_index(tenant: str, event_type: str) -> str:
+    return f"T#{tenant}#EVENT#{event_type}"
+
+
+def _task_out(item: dict | None) -> dict | None:
+    if item is not None:
+        item["campaign_ids"] = sorted(item.get("campaign_ids") or [])
+    return item
+
+
+def get_task(tenant: str, task_id: str, *, consistent: bool = False) -> dict | None:
+    return _task_out(_get(**task_key(tenant, task_id), consistent=consistent))
+
+
+def get_tasks(tenant: str, task_ids: Iterable[str]) -> list[dict]:
+    return [_task_out(i) for i in _batch_get([task_key(tenant, t) for t in sorted(set(task_ids))])]
+
+
+def create_task(tenant: str, task: dict[str, Any]) -> None:
+    item = {**task_key(tenant, task["task_id"]), "gsi1pk": _event_index(tenant, task["event_type"]),
+            "gsi1sk": f"TASK#{task['task_id']}", **{k: v for k, v in task.items() if v is not None and
+                                                     k != "campaign_ids"}}
+    dynamo.table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+
+def update_task(tenant: str, task_id: str, fields: dict[str, Any]) -> dict:
+    """Replace the task's fields (its campaign links stay); the period never changes, as progress is keyed
+    by it. The event index moves with `event_type`."""
+    fields = {**fields, "gsi1pk": _event_index(tenant, fields["event_type"])}
+    expression, names, values, _ = _set_clause(fields)
+    try:
+        answer = dynamo.table().update_item(
+            Key=task_key(tenant, task_id), UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk) AND #period = :period",
+            ExpressionAttributeNames={**names, "#period": "period"},
+            ExpressionAttributeValues={**values, ":period": fields["period"]}, ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed(_old_image(exc.response.get("Item"))) from exc
+        raise
+    return _task_out(_strip(answer["Attributes"]))
+
+
+def delete_task(tenant: str, task_id: str) -> None:
+    """Only a task no campaign links (an emptied string set disappears, so the test is `not exists`)."""
+    try:
+        dynamo.table().delete_item(
+            Key=task_key(tenant, task_id),
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(campaign_ids)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed(_old_image(exc.response.get("Item"))) from exc
+        raise
+
+
+def list_tasks(tenant: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    items, token = _page(f"T#{tenant}#TASKS", "TASK#", limit, next_token)
+    return [_task_out(i) for i in items], token
+
+
+def all_tasks(tenant: str) -> list[dict]:
+    """Every task of the tenant (the user's task view), page by page."""
+    items, token = list_tasks(tenant, pagination.MAX_LIMIT, None)
+    while token:
+        more, token = list_tasks(tenant, pagination.MAX_LIMIT, token)
+        items += more
+    return items
+
+
+def tasks_listening(tenant: str, event_type: str) -> list[dict]:
+    """The tasks listening to one event type: one Query, however many other tasks the tenant has."""
+    table, items, start = dynamo.table(), [], None
+    while True:
+        kwargs: dict[str, Any] = {"IndexName": "gsi1",
+                                  "KeyConditionExpression": Key("gsi1pk").eq(_event_index(tenant, event_type))}
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        answer = table.query(**kwargs)
+        items += [_task_out(_strip(i)) for i in answer.get("Items", [])]
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+# --- campaign ↔ task links ---------------------------------------------------------------------------------
+
+def _link_key(tenant: str, campaign_id: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#CAMPAIGN#{campaign_id}", "sk": f"TASK#{task_id}"}
+
+
+def link(tenant: str, campaign_id: str, task_id: str, created_at: str) -> None:
+    """The link item, the campaign's task count and the task's campaign set move together."""
+    _transact([
+        {"Put": {"Item": {**_link_key(tenant, campaign_id, task_id), "campaign_id": campaign_id,
+                          "task_id": task_id, "created_at": created_at},
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Update": {"Key": campaign_key(tenant, campaign_id), "UpdateExpression": "ADD task_count :one",
+                    "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":one": 1}}},
+        {"Update": {"Key": task_key(tenant, task_id), "UpdateExpression": "ADD campaign_ids :c",
+                    "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":c": {campaign_id}}}},
+    ])
+
+
+def unlink(tenant: str, campaign_id: str, task_id: str) -> None:
+    _transact([
+        {"Delete": {"Key": _link_key(tenant, campaign_id, task_id), "ConditionExpression": "attribute_exists(pk)"}},
+        {"Update": {"Key": campaign_key(tenant, campaign_id), "UpdateExpression": "ADD task_count :minus",
+                    "ExpressionAttributeValues": {":minus": -1}}},
+        {"Update": {"Key": task_key(tenant, task_id), "UpdateExpression": "DELETE campaign_ids :c",
+                    "ExpressionAttributeValues": {":c": {campaign_id}}}},
+    ])
+
+
+def get_link(tenant: str, campaign_id: str, task_id: str) -> dict | None:
+    return _get(**_link_key(tenant, campaign_id, task_id), consistent=True)
+
+
+def list_links(tenant: str, campaign_id: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    return _page(f"T#{tenant}#CAMPAIGN#{campaign_id}", "TASK#", limit, next_token)
+
+
+# --- progress and completion -------------------------------------------------------------------------------
+
+def _progress_key(tenant: str, user_id: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#U#{user_id}", "sk": f"TASKPROG#{task_id}"}
+
+
+def _log_keys(tenant: str, log: dict[str, Any]) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#TASK#{log['task_id']}", "sk": f"LOG#{log['completion_id']}",
+            "gsi1pk": f"T#{tenant}#U#{log['user_id']}#TASKLOG",
+            "gsi1sk": f"TASK#{log['task_id']}#{log['completion_id']}"}
+
+
+def _stats_key(tenant: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#TASK#{task_id}", "sk": "STATS"}
+
+
+def _progress_out(item: dict | None) -> dict | None:
+    if item is not None:
+        item["event_ids"] = set(item.get("event_ids") or [])
+    return item
+
+
+def add_progress(tenant: str, task_id: str, user_id: str, *, period_key: str, event_id: str, amount: int,
+                 max_count: int | None) -> dict:
+    """Count one event towards the user's progress in `period_key`, at most once per event id, never after
+    the period's completion nor past `max_count`. One conditional UpdateItem: returns the new item, or raises
+    ConditionFailed with the item as it was (another period, a repeat, already complete)."""
+    guard = ("attribute_not_exists(pk) OR (period_key = :p AND NOT contains(event_ids, :e)"
+             " AND (attribute_not_exists(completed_period) OR completed_period <> :p)")
+    values: dict[str, Any] = {":p": period_key, ":e": event_id, ":es": {event_id}, ":n": amount, ":t": task_id,
+                              ":u": user_id}
+    if max_count is not None:
+        guard += " AND (attribute_not_exists(completions) OR completions < :max)"
+        values[":max"] = max_count
+    return _update_progress(tenant, task_id, user_id, guard + ")",
+                            "SET period_key = :p, task_id = :t, user_id = :u ADD progress :n, event_ids :es", values)
+
+
+def start_period(tenant: str, task_id: str, user_id: str, *, old_period: str, period_key: str, event_id: str,
+                 amount: int, max_count: int | None) -> dict:
+    """Reset progress for a new period, guarded on the period the caller saw (a racing reset wins once)."""
+    guard, values = "period_key = :old", {":old": old_period, ":p": period_key, ":n": amount, ":es": {event_id}}
+    if max_count is not None:
+        guard += " AND (attribute_not_exists(completions) OR completions < :max)"
+        values[":max"] = max_count
+    return _update_progress(tenant, task_id, user_id, guard, "SET period_key = :p, progress = :n, event_ids = :es",
+                            values)
+
+
+def _update_progress(tenant: str, task_id: str, user_id: str, guard: str, update: str, values: dict) -> dict:
+    try:
+        answer = dynamo.table().update_item(
+            Key=_progress_key(tenant, user_id, task_id), UpdateExpression=update, ConditionExpression=guard,
+            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            raise ConditionFailed(_progress_out(_old_image(exc.response.get("Item")))) from exc
+        raise
+    return _progress_out(_strip(answer["Attributes"]))
+
+
+def get_progress(tenant: str, task_id: str, user_id: str) -> dict | None:
+    return _progress_out(_get(**_progress_key(tenant, user_id, task_id), consistent=True))
+
+
+def user_progress(tenant: str, user_id: str) -> dict[str, dict]:
+    table, found, start = dynamo.table(), {}, None
+    while True:
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"T#{tenant}#U#{user_id}")
+                                  & Key("sk").begins_with("TASKPROG#"), "ConsistentRead": True}
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        answer = table.query(**kwargs)
+        for item in answer.get("Items", []):
+            found[item["task_id"]] = _progress_out(_strip(item))
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return found
+
+
+_COMPARE = {">=": ">=", ">": ">", "==": "="}
+
+
+def complete(tenant: str, log: dict[str, Any], *, operator: str, target: int, seen_completions: int) -> None:
+    """Complete the task for the user in `log['period']`, in one transaction:
+
+    - the progress item: only if its period is this one, its progress meets the condition, the period is not
+      complete yet and its completion count is still the one the caller read (so `max_count` and the
+      unique-user count are exact under races);
+    - the completion log (new id, never overwritten);
+    - the task's stats: one more completion, and one more unique user on the user's first completion.
+    Raises ConditionFailed with the progress item as DynamoDB saw it when another completion won."""
+    seen = ("attribute_not_exists(completions)" if seen_completions == 0 else "completions = :seen")
+    values: dict[str, Any] = {":p": log["period"], ":v": target, ":one": 1, ":cid": log["completion_id"],
+                              ":e": log["event_id"], ":at": log["completed_at"]}
+    if seen_completions:
+        values[":seen"] = seen_completions
+    _transact([
+        {"Update": {
+            "Key": _progress_key(tenant, log["user_id"], log["task_id"]),
+            "UpdateExpression": "SET completed_period = :p, completion_id = :cid, completed_by = :e,"
+                                " completed_at = :at ADD completions :one",
+            "ConditionExpression": f"period_key = :p AND progress {_COMPARE[operator]} :v AND"
+                                   f" (attribute_not_exists(completed_period) OR completed_period <> :p) AND {seen}",
+            "ExpressionAttributeValues": values, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+        {"Put": {"Item": {**_log_keys(tenant, log), **log}, "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Update": {"Key": _stats_key(tenant, log["task_id"]),
+                    "UpdateExpression": "SET task_id = :t ADD total_completions :one, unique_users :first",
+                    "ExpressionAttributeValues": {":t": log["task_id"], ":one": 1,
+                                                  ":first": 1 if seen_completions == 0 else 0}}},
+    ])
+
+
+def get_stats(tenant: str, task_id: str) -> dict:
+    return _get(**_stats_key(tenant, task_id)) or {}
+
+
+def get_log(tenant: str, task_id: str, completion_id: str) -> dict | None:
+    return _get(f"T#{tenant}#TASK#{task_id}", f"LOG#{completion_id}", consistent=True)
+
+
+def list_logs(tenant: str, *, task_id: str | None, user_id: str | None, limit: int,
+              next_token: str | None) -> tuple[list[dict], str | None]:
+    """By user (optionally of one task) on gsi1, else by task on the table; newest first."""
+    if user_id:
+        items, token = pagination.query_page(
+            dynamo.table(), partition={"gsi1pk": f"T#{tenant}#U#{user_id}#TASKLOG"}, index="gsi1",
+            sort_prefix=("gsi1sk", f"TASK#{task_id}#" if task_id else "TASK#"), limit=limit,
+            next_token=next_token, newest_first=True)
+    else:
+        items, token = pagination.query_page(
+            dynamo.table(), partition={"pk": f"T#{tenant}#TASK#{task_id}"}, sort_prefix=("sk", "LOG#"),
+            limit=limit, next_token=next_token, newest_first=True)
+    return [_strip(i) for i in items], token
+
+
+# --- the reward's frequency validator (grants per user per window) -------------------------------------------
+
+def _frequency_keys(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> tuple[dict, dict]:
+    pk = f"T#{tenant}#U#{user_id}"
+    return ({"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}"},
+            {"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}#{grant_id}"})
+
+
+def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str, limit: int) -> bool:
+    """One of the user's `limit` grants of the reward in `window`, for this grant: a marker (a repeat for the same
+    grant finds it and answers True) and the window's counter, conditional on staying within the limit."""
+    counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
+    try:
+        _transact([
+            {"Put": {"Item": {**marker, "grant_id": grant_id}, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"Key": counter, "UpdateExpression": "ADD n :one",
+                        "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                        "ExpressionAttributeValues": {":one": 1, ":limit": limit}}},
+        ])
+        return True
+    except ConditionFailed as exc:
+        return exc.reasons[0] == "ConditionalCheckFailed"  # taken before by this very grant
+
+
+def release_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> None:
+    """Give the grant's slot back (a failed grant does not count); safe to repeat."""
+    counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
+    try:
+        _transact([
+            {"Delete": {"Key": marker, "ConditionExpression": "attribute_exists(pk)"}},
+            {"Update": {"Key": counter, "UpdateExpression": "ADD n :minus",
+                        "ExpressionAttributeValues": {":minus": -1}}},
+        ])
+    except ConditionFailed:
+        pass  # released before, or never taken

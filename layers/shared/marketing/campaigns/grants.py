@@ -1,0 +1,214 @@
+"""The grant pipeline (the seed's validator → reserve → generator → distributor), on the rewards capability.
+
+One `task.completed` becomes one grant, whose id is the completion id: every step is idempotent on it, so a
+repeated message resumes where the last attempt stopped. The grant moves PENDING → RESERVED → GENERATED →
+DISTRIBUTED, or to FAILED with a reason; a failed grant gives its reservation back. Distribution failures are
+retried (the message comes back, with backoff) until `GRANT_MAX_ATTEMPTS`, then the grant FAILS.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+from marketing.campaigns import channels, dal
+from marketing.campaigns.models import Period
+from marketing.campaigns.periods import parse_time, period_key
+from marketing.core import events
+from marketing.core.clock import now
+from marketing.core.identity import Caller, Role
+from marketing.core.observability import logger, metrics
+from marketing.rewards import api as rewards
+from marketing.rewards.errors import OutOfStock, PerUserLimitReached, ReservationClosed, RewardNotFound
+
+FINAL = {"DISTRIBUTED", "FAILED", "ROLLED_BACK", "USED", "EXPIRED"}
+HOLDS_RESERVATION = {"RESERVED", "GENERATED"}
+RESERVATION_MINUTES = 60  # longer than every retry of a slow webhook together
+
+
+class RetryLater(Exception):
+    """Distribution failed but attempts remain: the message is retried."""
+
+
+def max_attempts() -> int:
+    return int(os.environ.get("GRANT_MAX_ATTEMPTS", "4"))
+
+
+def process(detail: dict[str, Any], attempt: int) -> dict:
+    """Run (or resume) the pipeline for one `task.completed`; answers the grant."""
+    tenant = detail["tenant_id"]
+    log = dal.get_log(tenant, detail["task_id"], detail["completion_id"])
+    if log is None:
+        raise LookupError(f"completion {detail['completion_id']} is unknown")  # never: the log is written first
+    grant = rewards.create_grant(tenant, grant_id=log["completion_id"], reward_id=log["reward_id"],
+                                 user_id=log["user_id"], status="PENDING", task_id=log["task_id"],
+                                 campaign_id=log["campaign_id"], reservation_id=log["completion_id"])
+    pipeline = _Pipeline(tenant, detail.get("app_id", ""), log, attempt)
+    return pipeline.run(grant)
+
+
+class _Pipeline:
+    def __init__(self, tenant: str, app_id: str, log: dict, attempt: int):
+        self.tenant, self.app_id, self.log, self.attempt = tenant, app_id, log, attempt
+        self.grant_id = log["completion_id"]
+        self.reward: dict | None = None
+
+    def run(self, grant: dict) -> dict:
+        if grant["status"] in FINAL:
+            return grant
+        self.reward = rewards.get_reward(self.tenant, self.log["reward_id"])
+        if self.reward is None:
+            return self._fail(grant, "the reward is unknown or was deleted")
+        if grant["status"] == "PENDING":
+            grant = self._reserve(grant)
+        if grant["status"] == "RESERVED":
+            grant = self._generate(grant)
+        if grant["status"] == "GENERATED":
+            grant = self._distribute(grant)
+        return grant
+
+    # --- validator and reservation ---
+    def _frequencies(self) -> list[tuple[str, int]]:
+        """(window, limit) of each `frequency` validator, the window taken from the completion's own time."""
+        moment = parse_time(self.log["completed_at"])
+        windows = {"DAY": period_key(Period.DAILY, moment), "WEEK": period_key(Period.WEEKLY, moment),
+                   "MONTH": moment.strftime("M%Y-%m"), "TOTAL": "ALL"}
+        return [(windows[rule.get("period", "TOTAL")], rule["max_per_user"])
+                for rule in self.reward.get("validators", []) if rule["type"] == "frequency"]
+
+    def _release_frequencies(self) -> None:
+        for window, _ in self._frequencies():
+            dal.release_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window, self.grant_id)
+
+    def _refusal(self) -> str | None:
+        """The reward's time window and user validators; frequency, stock and the per-user limit are exact
+        DynamoDB conditions (the frequency slot, then the reservation)."""
+        reward, moment, user = self.reward, now(), self.log["user_id"]
+        starts, ends = reward.get("valid_from"), reward.get("valid_until")
+        if (starts and moment < parse_time(starts)) or (ends and moment > parse_time(ends)):
+            return "the reward is outside its validity"
+        for rule in reward.get("validators", []):
+            if rule["type"] == "time_window" and not _inside(moment, rule.get("start"), rule.get("end")):
+                return "outside the reward's time window"
+            if rule["type"] == "user" and (user in rule.get("deny", []) or
+                                           (rule.get("allow") and user not in rule["allow"])):
+                return "the user may not receive this reward"
+        return None
+
+    def _reserve(self, grant: dict) -> dict:
+        refusal = self._refusal()
+        if refusal:
+            return self._fail(grant, refusal)
+        for window, limit in self._frequencies():
+            if not dal.take_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window, self.grant_id,
+                                      limit):
+                return self._fail(grant, f"the user reached the reward's frequency limit of {limit}")
+        try:
+            rewards.reserve(self.tenant, reward_id=self.log["reward_id"], user_id=self.log["user_id"], quantity=1,
+                            expire_minutes=RESERVATION_MINUTES, reservation_id=self.grant_id)
+        except OutOfStock:
+            return self._fail(grant, "out of stock")
+        except PerUserLimitReached:
+            return self._fail(grant, "the user reached the reward's per-user limit")
+        except RewardNotFound:
+            return self._fail(grant, "the reward is unknown or was deleted")
+        return rewards.transition_grant(self.tenant, self.grant_id, to="RESERVED", expected={"PENDING"})
+
+    # --- generator ---
+    def _issued(self) -> dict:
+        """What the user gets; a redeem code is issued once per grant (a repeat returns the same code)."""
+        reward, content = self.reward, self.reward.get("content", {})
+        kind = reward["reward_type"]
+        if kind == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code":
+            return rewards.issue_code(self.tenant, reward_id=reward["reward_id"], user_id=self.log["user_id"],
+                                      campaign_id=self.log["campaign_id"], grant_id=self.grant_id)
+        if kind == "POINTS":
+            return {"points": content["amount"] * reward.get("generator", {}).get("multiplier", 1)}
+        return {k: v for k, v in content.items() if k != "type"}
+
+    def _generate(self, grant: dict) -> dict:
+        started = time.perf_counter()
+        issued = self._issued()
+        details = {k: v for k, v in issued.items() if k != "code"}
+        if issued.get("code"):
+            details["code_suffix"] = issued["code"][-4:]  # the full code stays with the user and the channel
+        grant = rewards.transition_grant(self.tenant, self.grant_id, to="GENERATED", expected={"RESERVED"},
+                                         details=details)
+        metrics.add_metric(name="RewardGenerationDuration", unit="Milliseconds",
+                           value=(time.perf_counter() - started) * 1000)
+        return grant
+
+    # --- distributor ---
+    def _payload(self) -> dict:
+        reward = self.reward
+        return {"grant_id": self.grant_id, "tenant_id": self.tenant, "user_id": self.log["user_id"],
+                "reward_id": reward["reward_id"], "reward_name": reward["name"], "reward_type": reward["reward_type"],
+                "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"], **self._issued()}
+
+    def _send(self) -> None:
+        config = self.reward.get("distributor") or {"type": "auto"}
+        contact = self.log.get("contact") or {}
+        if config["type"] == "webhook":
+            channels.webhook(str(config["url"]), config.get("secret_name"), self._payload())
+        elif config["type"] == "email":
+            if not contact.get("email"):
+                raise _NoRecipient("no e-mail address is known for the user")
+            channels.email(contact["email"], config["template"], self._payload())
+        elif config["type"] == "sms":
+            if not contact.get("phone"):
+                raise _NoRecipient("no phone number is known for the user")
+            channels.sms(contact["phone"], config["template"], self._payload())
+        # auto: the grant itself is the user's reward
+
+    def _distribute(self, grant: dict) -> dict:
+        started = time.perf_counter()
+        try:
+            self._send()
+        except _NoRecipient as exc:
+            return self._fail(grant, str(exc))
+        except channels.DeliveryFailed as exc:
+            if self.attempt < max_attempts():
+                logger.warning("distribution failed; retrying", extra={"grant_id": self.grant_id,
+                                                                       "attempt": self.attempt, "error": str(exc)})
+                raise RetryLater(str(exc)) from exc
+            return self._fail(grant, f"distribution failed after {self.attempt} attempts: {exc}")
+        try:
+            rewards.confirm(self.tenant, self.grant_id)
+        except ReservationClosed:
+            return self._fail(grant, "the reservation expired before the reward was delivered")
+        grant = rewards.transition_grant(self.tenant, self.grant_id, to="DISTRIBUTED",  # details are replaced
+                                         details={**(grant.get("details") or {}), "attempts": self.attempt})
+        metrics.add_metric(name="RewardDistributionDuration", unit="Milliseconds",
+                           value=(time.perf_counter() - started) * 1000)
+        metrics.add_metric(name="RewardsDistributed", unit="Count", value=1)
+        self._publish(grant)
+        return grant
+
+    def _publish(self, grant: dict) -> None:
+        who = Caller(sub="grant-pipeline", tenant_id=self.tenant, app_id=self.app_id, roles=frozenset({Role.SERVICE}))
+        events.publish(who, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
+                       detail={"grant_id": self.grant_id, "reward_id": grant["reward_id"],
+                               "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"],
+                               "user_id": grant["user_id"], "status": grant["status"]})
+
+    def _fail(self, grant: dict, reason: str) -> dict:
+        """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat)."""
+        if grant["status"] in HOLDS_RESERVATION:
+            rewards.cancel(self.tenant, self.grant_id)
+        if self.reward is not None:
+            self._release_frequencies()
+        grant = rewards.transition_grant(self.tenant, self.grant_id, to="FAILED", reason=reason)
+        metrics.add_metric(name="GrantsFailed", unit="Count", value=1)
+        logger.info("grant failed", extra={"grant_id": self.grant_id, "reason": reason})
+        return grant
+
+
+class _NoRecipient(Exception):
+    """Retrying cannot help: the event never told us where to send the reward."""
+
+
+def _inside(moment: datetime, start: str | None, end: str | None) -> bool:
+    return (not start or moment >= parse_time(start)) and (not end or moment <= parse_time(end))
+

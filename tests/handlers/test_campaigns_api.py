@@ -1,0 +1,550 @@
+"""Campaign engine handlers on moto: the API function fed sample or built events, the task engine fed bus
+events, and the grant worker fed the GrantQueue messages that the template's rule delivers."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from marketing.campaigns import channels
+from marketing.core.identity import Caller, Role
+from marketing.rewards import service as rewards_service
+from marketing.rewards.models import RewardIn
+from tests.support import Function, body_of, claims, http_event, sample_event
+
+ADMIN = claims("t1", "ops", "[admin]")
+OTHER_TENANT = claims("t2", "ops", "[admin]")
+
+
+@pytest.fixture
+def api(stack):
+    channels.reset()
+    return Function("CampaignsApiFunction", stack)
+
+
+@pytest.fixture
+def engine(stack):
+    return Function("TaskTriggerFunction", stack)
+
+
+@pytest.fixture
+def worker(stack):
+    return Function("GrantWorkerFunction", stack)
+
+
+def call(api, method: str, path: str, route: str, body=None, query=None, who=ADMIN) -> tuple[int, dict]:
+    answer = api(http_event(method, path, route, body=body, query=query, claims_=who))
+    return answer["statusCode"], body_of(answer)
+
+
+def make_reward(tenant: str = "t1", stock: int | None = 10, **fields) -> dict:
+    """A reward made through the rewards capability's own service (its HTTP API is issue 3's)."""
+    admin = Caller(sub="ops", tenant_id=tenant, app_id="app1", roles=frozenset({Role.ADMIN}))
+    body = {"name": "Coupon 5", "reward_type": "COUPON",
+            "content": {"discount_type": "AMOUNT", "discount_value": 500}, "total_stock": stock, **fields}
+    return rewards_service.create_reward(admin, RewardIn(**body)).model_dump(mode="json")
+
+
+CAMPAIGN = {"name": "Launch", "campaign_type": "PROMOTION", "start_time": "2026-01-01T00:00:00Z",
+            "end_time": "2099-01-01T00:00:00Z", "status": "ACTIVE"}
+
+
+def task_body(reward: str, **overrides) -> dict:
+    return {"name": "Register", "task_type": "REGISTER", "event_type": "USER_REGISTER",
+            "condition": {"type": "count", "operator": ">=", "value": 1}, "period": "ONCE", "reward_id": reward,
+            **overrides}
+
+
+def setup_task(api, reward_id: str, campaign: dict | None = None, **task) -> tuple[str, str]:
+    status, created = call(api, "POST", "/v1/campaigns", "/v1/campaigns", body=campaign or CAMPAIGN)
+    assert status == 201, created
+    status, made = call(api, "POST", "/v1/tasks", "/v1/tasks", body=task_body(reward_id, **task))
+    assert status == 201, made
+    cid, tid = created["campaign_id"], made["task_id"]
+    status, _ = call(api, "POST", f"/v1/campaigns/{cid}/tasks", "/v1/campaigns/{campaign_id}/tasks",
+                     body={"task_id": tid})
+    assert status == 201
+    return cid, tid
+
+
+def bus_event(detail_type: str, detail: dict, source: str = "marketing.campaigns") -> dict:
+    envelope = {"tenant_id": "t1", "app_id": "app1", "occurred_at": "2026-11-23T16:00:00.000Z"}
+    return {"version": "0", "id": "x", "detail-type": detail_type, "source": source, "account": "123456789012",
+            "time": "2026-11-23T16:00:00Z", "region": "us-east-1", "resources": [], "detail": {**envelope, **detail}}
+
+
+def triggered(user: str, event_id: str, event_type: str = "USER_REGISTER", **detail) -> dict:
+    return bus_event("task.triggered", {"event_id": event_id, "event_type": event_type, "user_id": user,
+                                        "event_data": detail.pop("event_data", {}), **detail})
+
+
+def drain(stack, worker) -> list[dict]:
+    """Feed every message waiting on GrantQueue to the worker once; answers the batch failures."""
+    sqs = boto3.client("sqs")
+    url = stack.queue_urls["GrantQueue"]
+    failures = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return failures
+        records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                    "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:GrantQueue",
+                    "awsRegion": "us-east-1"} for m in messages]
+        answer = worker({"Records": records})
+        failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+        failures += [f for f in answer["batchItemFailures"]]
+        for m in messages:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+
+
+def grants_of(task_id: str, tenant: str = "t1") -> list[dict]:
+    from marketing.rewards import dal as rewards_dal
+
+    admin = Caller(sub="ops", tenant_id=tenant, app_id="app1", roles=frozenset({Role.ADMIN}))
+    del rewards_dal
+    return [g.model_dump() for g in rewards_service.list_grants(admin, {"task_id": task_id}, 100, None).items]
+
+
+def test_full_flow_register_task_to_distributed_grant(api, engine, worker, stack):
+    reward = make_reward()
+    cid, tid = setup_task(api, reward["reward_id"])
+
+    outcome = engine(triggered("u-1", "evt-1", user_attributes={"email": "u1@example.com"}))
+    assert outcome["outcomes"] == [{"task_id": tid, "outcome": "COMPLETED"}]
+    assert drain(stack, worker) == []
+
+    grants = grants_of(tid)
+    assert [(g["status"], g["user_id"], g["campaign_id"]) for g in grants] == [("DISTRIBUTED", "u-1", cid)]
+    status, logs = call(api, "GET", "/v1/task-completion-logs", "/v1/task-completion-logs", query={"task_id": tid})
+    assert status == 200 and [(i["user_id"], i["period"]) for i in logs["items"]] == [("u-1", "ONCE")]
+    status, stats = call(api, "GET", f"/v1/tasks/{tid}/completion-stats", "/v1/tasks/{task_id}/completion-stats")
+    assert stats == {"task_id": tid, "total_completions": 1, "unique_users": 1}
+
+
+def table_items(stack) -> list[dict]:
+    return boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"]
+
+
+def test_sample_events_answer(api):
+    assert api(sample_event("campaigns_api/create_campaign.json"))["statusCode"] == 201
+    assert api(sample_event("campaigns_api/list_campaigns.json"))["statusCode"] == 200
+    assert api(sample_event("campaigns_api/create_audience.json"))["statusCode"] == 201
+    unknown_reward = api(sample_event("campaigns_api/create_task.json"))
+    assert unknown_reward["statusCode"] == 422
+    assert body_of(unknown_reward)["error"]["details"][0]["field"] == "reward_id"
+    assert api(sample_event("campaigns_api/trigger.json"))["statusCode"] == 202
+    assert body_of(api(sample_event("campaigns_api/user_tasks.json"))) == {"user_id": "u-123", "items": []}
+    assert api(sample_event("campaigns_api/completion_logs.json"))["statusCode"] == 200
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({**CAMPAIGN, "name": ""}, "body.name"),
+    ({**CAMPAIGN, "start_time": "2030-01-01T00:00:00Z", "end_time": "2029-01-01T00:00:00Z"}, "body.end_time"),
+    ({**CAMPAIGN, "status": "RUNNING"}, "body.status"),
+    ({**CAMPAIGN, "start_time": "2030-01-01T00:00:00"}, "body.start_time"),
+    ({**CAMPAIGN, "audience_id": "nope"}, "audience_id"),
+])
+def test_bad_campaign_input_names_the_field_and_writes_nothing(api, stack, body, field):
+    status, answer = call(api, "POST", "/v1/campaigns", "/v1/campaigns", body=body)
+    assert status == 422
+    assert field in [d["field"] for d in answer["error"]["details"]]
+    assert table_items(stack) == []
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"name": ""}, "body.name"),
+    ({"task_type": "DANCE"}, "body.task_type"),
+    ({"period": "HOURLY"}, "body.period"),
+    ({"condition": {"type": "avg", "value": 1}}, "body.condition.type"),
+    ({"condition": {"type": "sum", "value": 100}}, "body.condition.field"),
+    ({"condition": {"type": "count", "operator": "<", "value": 1}}, "body.condition.operator"),
+    ({"start_time": "2030-01-01T00:00:00Z", "end_time": "2029-01-01T00:00:00Z"}, "body.end_time"),
+    ({"period": "ONCE", "max_count": 3}, "body.max_count"),
+    ({"reward_id": "unknown-reward"}, "reward_id"),
+])
+def test_bad_task_input_names_the_field(api, stack, overrides, field):
+    reward = make_reward()
+    before = len(table_items(stack))
+    status, answer = call(api, "POST", "/v1/tasks", "/v1/tasks", body=task_body(reward["reward_id"], **overrides))
+    assert status == 422, answer
+    assert field in [d["field"] for d in answer["error"]["details"]]
+    assert len(table_items(stack)) == before
+
+
+def test_crud_and_links(api):
+    reward = make_reward()
+    cid, tid = setup_task(api, reward["reward_id"])
+    # linking again answers the existing link; the campaign lists its task
+    status, _ = call(api, "POST", f"/v1/campaigns/{cid}/tasks", "/v1/campaigns/{campaign_id}/tasks",
+                     body={"task_id": tid})
+    assert status == 200
+    status, page = call(api, "GET", f"/v1/campaigns/{cid}/tasks", "/v1/campaigns/{campaign_id}/tasks")
+    assert [t["task_id"] for t in page["items"]] == [tid] and page["items"][0]["campaign_ids"] == [cid]
+    # linked things cannot be deleted
+    assert call(api, "DELETE", f"/v1/tasks/{tid}", "/v1/tasks/{task_id}")[0] == 409
+    assert call(api, "DELETE", f"/v1/campaigns/{cid}", "/v1/campaigns/{campaign_id}")[0] == 409
+    # update keeps the links; the period cannot change
+    status, updated = call(api, "PUT", f"/v1/tasks/{tid}", "/v1/tasks/{task_id}",
+                           body=task_body(reward["reward_id"], name="Sign up"))
+    assert status == 200 and updated["name"] == "Sign up" and updated["campaign_ids"] == [cid]
+    status, answer = call(api, "PUT", f"/v1/tasks/{tid}", "/v1/tasks/{task_id}",
+                          body=task_body(reward["reward_id"], period="DAILY"))
+    assert status == 422 and answer["error"]["details"][0]["field"] == "period"
+    # unlink, then both go
+    assert call(api, "DELETE", f"/v1/campaigns/{cid}/tasks/{tid}", "/v1/campaigns/{campaign_id}/tasks/{task_id}")[0] \
+        == 204
+    assert call(api, "DELETE", f"/v1/campaigns/{cid}/tasks/{tid}", "/v1/campaigns/{campaign_id}/tasks/{task_id}")[0] \
+        == 404
+    assert call(api, "DELETE", f"/v1/tasks/{tid}", "/v1/tasks/{task_id}")[0] == 204
+    assert call(api, "DELETE", f"/v1/campaigns/{cid}", "/v1/campaigns/{campaign_id}")[0] == 204
+    assert call(api, "GET", f"/v1/campaigns/{cid}", "/v1/campaigns/{campaign_id}")[0] == 404
+    assert call(api, "GET", f"/v1/tasks/{tid}", "/v1/tasks/{task_id}")[0] == 404
+
+
+def test_campaign_update_moves_audience_references(api):
+    _, first = call(api, "POST", "/v1/audiences", "/v1/audiences", body={"name": "All", "audience_type": "ALL"})
+    _, second = call(api, "POST", "/v1/audiences", "/v1/audiences",
+                     body={"name": "Few", "audience_type": "LIST", "user_ids": ["a", "b"]})
+    _, campaign = call(api, "POST", "/v1/campaigns", "/v1/campaigns",
+                       body={**CAMPAIGN, "audience_id": first["audience_id"]})
+    cid = campaign["campaign_id"]
+    # the audience in use cannot go; after the campaign moves to the other one, it can
+    assert call(api, "DELETE", f"/v1/audiences/{first['audience_id']}", "/v1/audiences/{audience_id}")[0] == 409
+    status, moved = call(api, "PUT", f"/v1/campaigns/{cid}", "/v1/campaigns/{campaign_id}",
+                         body={**CAMPAIGN, "audience_id": second["audience_id"]})
+    assert status == 200 and moved["audience_id"] == second["audience_id"]
+    assert call(api, "DELETE", f"/v1/audiences/{first['audience_id']}", "/v1/audiences/{audience_id}")[0] == 204
+    assert call(api, "DELETE", f"/v1/audiences/{second['audience_id']}", "/v1/audiences/{audience_id}")[0] == 409
+    # an ENDED campaign is frozen
+    assert call(api, "PUT", f"/v1/campaigns/{cid}", "/v1/campaigns/{campaign_id}",
+                body={**CAMPAIGN, "status": "ENDED", "audience_id": second["audience_id"]})[0] == 200
+    assert call(api, "PUT", f"/v1/campaigns/{cid}", "/v1/campaigns/{campaign_id}",
+                body={**CAMPAIGN, "audience_id": second["audience_id"]})[0] == 409
+
+
+def test_lists_paginate_and_reject_foreign_tokens(api):
+    for i in range(5):
+        call(api, "POST", "/v1/campaigns", "/v1/campaigns", body={**CAMPAIGN, "name": f"c{i}"})
+    names, token = [], None
+    while True:
+        _, page = call(api, "GET", "/v1/campaigns", "/v1/campaigns",
+                       query={"limit": "2", **({"next_token": token} if token else {})})
+        names += [c["name"] for c in page["items"]]
+        token = page["next_token"]
+        if not token:
+            break
+    assert sorted(names) == [f"c{i}" for i in range(5)]
+    _, first = call(api, "GET", "/v1/campaigns", "/v1/campaigns", query={"limit": "2"})
+    status, answer = call(api, "GET", "/v1/campaigns", "/v1/campaigns", query={"next_token": first["next_token"]},
+                          who=OTHER_TENANT)
+    assert status == 400 and answer["error"]["details"][0]["field"] == "next_token"
+
+
+def test_tenants_and_roles(api):
+    reward = make_reward()
+    cid, tid = setup_task(api, reward["reward_id"])
+    assert call(api, "GET", f"/v1/campaigns/{cid}", "/v1/campaigns/{campaign_id}", who=OTHER_TENANT)[0] == 404
+    assert call(api, "GET", f"/v1/tasks/{tid}", "/v1/tasks/{task_id}", who=OTHER_TENANT)[0] == 404
+    user = claims("t1", "u-1", "[user]")
+    assert call(api, "POST", "/v1/campaigns", "/v1/campaigns", body=CAMPAIGN, who=user)[0] == 403
+    assert call(api, "POST", "/v1/tasks/trigger", "/v1/tasks/trigger",
+                body={"event_type": "X", "user_id": "u-1"}, who=user)[0] == 403
+    assert call(api, "GET", "/v1/users/u-2/tasks", "/v1/users/{user_id}/tasks", who=user)[0] == 403
+    assert call(api, "GET", "/v1/users/u-1/tasks", "/v1/users/{user_id}/tasks", who=user)[0] == 200
+    forged = call(api, "POST", "/v1/tasks/trigger", "/v1/tasks/trigger",
+                  body={"tenant_id": "t1", "event_type": "X", "user_id": "u"}, who=OTHER_TENANT)
+    assert forged[0] == 403
+
+
+def test_trigger_puts_the_event_on_the_bus(api, stack):
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.ref("EventBus")
+    events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["task.triggered"]}))
+    events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    status, accepted = call(api, "POST", "/v1/tasks/trigger", "/v1/tasks/trigger",
+                            body={"event_type": "PURCHASE", "user_id": "u-9", "event_data": {"amount": 1200}})
+    assert status == 202 and accepted["status"] == "ACCEPTED"
+    detail = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])["detail"]
+    assert detail["event_id"] == accepted["event_id"] and detail["tenant_id"] == "t1"
+    assert (detail["event_type"], detail["user_id"], detail["event_data"]) == ("PURCHASE", "u-9", {"amount": 1200})
+    future = call(api, "POST", "/v1/tasks/trigger", "/v1/tasks/trigger",
+                  body={"event_type": "X", "user_id": "u", "occurred_at": "2099-01-01T00:00:00Z"})
+    assert future[0] == 422 and future[1]["error"]["details"][0]["field"] == "occurred_at"
+
+
+def test_the_same_event_five_times_completes_once_and_grants_once(api, engine, worker, stack):
+    reward = make_reward()
+    _, tid = setup_task(api, reward["reward_id"])
+    outcomes = [engine(triggered("u-1", "evt-same"))["outcomes"][0]["outcome"] for _ in range(5)]
+    assert outcomes == ["COMPLETED"] + ["DUPLICATE"] * 4
+    assert drain(stack, worker) == []
+    assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]
+    _, stats = call(api, "GET", f"/v1/tasks/{tid}/completion-stats", "/v1/tasks/{task_id}/completion-stats")
+    assert (stats["total_completions"], stats["unique_users"]) == (1, 1)
+
+
+def test_count_condition_daily_period_and_max_count(api, engine):
+    reward = make_reward(stock=None)
+    _, tid = setup_task(api, reward["reward_id"], task_type="SIGN_IN", event_type="SIGN_IN", period="DAILY",
+                        max_count=2, condition={"type": "count", "operator": ">=", "value": 2})
+
+    def sign_in(event_id: str, day: str) -> str:
+        event = triggered("u-1", event_id, "SIGN_IN")
+        event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
+        return engine(event)["outcomes"][0]["outcome"]
+
+    assert [sign_in("a", "2026-11-20"), sign_in("a", "2026-11-20"), sign_in("b", "2026-11-20"),
+            sign_in("c", "2026-11-20")] == ["COUNTED", "DUPLICATE", "COMPLETED", "ALREADY_COMPLETE"]
+    assert sign_in("old", "2026-11-19") == "STALE"
+    assert [sign_in("d", "2026-11-21"), sign_in("e", "2026-11-21")] == ["COUNTED", "COMPLETED"]
+    assert sign_in("f", "2026-11-22") == "LIMIT_REACHED"
+    _, stats = call(api, "GET", f"/v1/tasks/{tid}/completion-stats", "/v1/tasks/{task_id}/completion-stats")
+    assert (stats["total_completions"], stats["unique_users"]) == (2, 1)
+    _, logs = call(api, "GET", "/v1/task-completion-logs", "/v1/task-completion-logs",
+                   query={"task_id": tid, "user_id": "u-1"})
+    assert sorted(i["period"] for i in logs["items"]) == ["D2026-11-20", "D2026-11-21"]
+
+
+def test_sum_condition_adds_the_field(api, engine):
+    reward = make_reward()
+    _, tid = setup_task(api, reward["reward_id"], task_type="PURCHASE", event_type="ORDER_PAID",
+                        condition={"type": "sum", "field": "amount", "operator": ">=", "value": 10000})
+    results = [engine(triggered("u-1", f"o{i}", "ORDER_PAID", event_data={"amount": amount}))["outcomes"][0]["outcome"]
+               for i, amount in enumerate([4000, "lots", 5000, 1000])]
+    assert results == ["COUNTED", "NOT_COUNTED", "COUNTED", "COMPLETED"]
+
+
+def test_audiences_gate_who_progresses(api, engine):
+    reward = make_reward()
+    _, vip = call(api, "POST", "/v1/audiences", "/v1/audiences", body={
+        "name": "VIP", "audience_type": "TAG",
+        "rule": {"all": [{"attr": "tags", "op": "contains", "value": "vip"},
+                         {"attr": "level", "op": "gte", "value": 3}]}})
+    _, tid = setup_task(api, reward["reward_id"], campaign={**CAMPAIGN, "audience_id": vip["audience_id"]})
+    plain = engine(triggered("u-1", "e1", user_attributes={"tags": ["new"], "level": 5}))
+    vip_user = engine(triggered("u-2", "e2", user_attributes={"tags": ["vip"], "level": 3}))
+    assert plain["outcomes"][0]["outcome"] == "NOT_LIVE" and vip_user["outcomes"][0]["outcome"] == "COMPLETED"
+    status, match = call(api, "POST", f"/v1/audiences/{vip['audience_id']}/match", "/v1/audiences/{audience_id}/match",
+                         body={"user_id": "x", "user_attributes": {"tags": ["vip"], "level": 2}})
+    assert status == 200 and match["matches"] is False
+
+
+def test_paused_campaigns_and_task_windows_stop_progress(api, engine):
+    reward = make_reward()
+    paused_cid, _ = setup_task(api, reward["reward_id"], campaign={**CAMPAIGN, "status": "PAUSED"})
+    setup_task(api, reward["reward_id"], event_type="OTHER", end_time="2026-01-02T00:00:00Z")
+    assert engine(triggered("u-1", "e1"))["outcomes"][0]["outcome"] == "NOT_LIVE"
+    assert engine(triggered("u-1", "e2", "OTHER"))["outcomes"][0]["outcome"] == "NOT_LIVE"
+    assert engine(triggered("u-1", "e3", "NOBODY_LISTENS"))["outcomes"] == []
+    call(api, "PUT", f"/v1/campaigns/{paused_cid}", "/v1/campaigns/{campaign_id}", body=CAMPAIGN)
+    assert engine(triggered("u-1", "e1"))["outcomes"][0]["outcome"] == "COMPLETED"
+
+
+def test_invite_task_advances_the_referrer(api, engine, worker, stack):
+    reward = make_reward()
+    _, tid = setup_task(api, reward["reward_id"], name="Invite 2 friends", task_type="INVITE",
+                        event_type="track.new_user", condition={"type": "count", "operator": ">=", "value": 2})
+    for i, user in enumerate(["bob", "carol"]):
+        new_user = bus_event("track.new_user", {"event_id": f"trk-{i}", "id": f"trk-{i}", "user_id": user,
+                                                "track_type": 2, "referrer": "alice", "promcode": None,
+                                                "created_at": "2026-11-23T16:00:00.000Z"}, source="marketing.tracking")
+        engine(new_user)
+    drain(stack, worker)
+    assert [(g["user_id"], g["status"]) for g in grants_of(tid)] == [("alice", "DISTRIBUTED")]
+    status, view = call(api, "GET", "/v1/users/alice/tasks", "/v1/users/{user_id}/tasks")
+    assert status == 200
+    assert [(t["task_id"], t["progress"], t["completed"]) for t in view["items"]] == [(tid, 2, True)]
+
+
+def test_sample_bus_events_reach_the_engine_and_the_worker(engine, worker):
+    assert engine(sample_event("task_trigger/task_triggered.json"))["outcomes"] == []
+    assert engine(sample_event("task_trigger/track_new_user.json"))["event_id"] == "trk-0001"
+    # a completion nobody logged is not granted: the record fails (and would end in the DLQ)
+    answer = worker(sample_event("grant_worker/task_completed.json"))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]}
+
+
+def test_out_of_stock_grants_fail_and_hold_no_reservation(api, engine, worker, stack):
+    reward = make_reward(stock=2)
+    _, tid = setup_task(api, reward["reward_id"])
+    for i in range(4):
+        engine(triggered(f"u-{i}", f"e-{i}"))
+    drain(stack, worker)
+    statuses = sorted((g["status"], g.get("reason") or "") for g in grants_of(tid))
+    assert statuses == [("DISTRIBUTED", "")] * 2 + [("FAILED", "out of stock")] * 2
+    admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
+    stock = rewards_service.get_reward(admin, reward["reward_id"]).stock
+    assert (stock.available, stock.reserved, stock.issued) == (0, 0, 2)
+
+
+def test_redeem_code_reward_issues_a_code(api, engine, worker, stack):
+    reward = make_reward(reward_type="REDEEM_CODE", name="Gift code", content={"description": "a gift"})
+    _, tid = setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "e-1"))
+    drain(stack, worker)
+    [grant] = grants_of(tid)
+    assert grant["status"] == "DISTRIBUTED" and len(grant["details"]["code_suffix"]) == 4
+
+
+def test_email_and_sms_rewards_go_through_ses_and_sns(api, engine, worker, stack):
+    boto3.client("ses").verify_email_identity(EmailAddress="rewards@example.com")
+    mail = make_reward(distributor={"type": "email", "template": "reward"})
+    text = make_reward(distributor={"type": "sms", "template": "reward"})
+    _, mail_task = setup_task(api, mail["reward_id"], event_type="MAIL")
+    _, text_task = setup_task(api, text["reward_id"], event_type="TEXT")
+    engine(triggered("u-1", "m1", "MAIL", user_attributes={"email": "u1@example.com"}))
+    engine(triggered("u-1", "t1", "TEXT", user_attributes={"phone": "+15550100"}))
+    engine(triggered("u-2", "m2", "MAIL"))  # no address known: fails at once, stock returned
+    drain(stack, worker)
+    assert sorted(g["status"] for g in grants_of(mail_task)) == ["DISTRIBUTED", "FAILED"]
+    assert [g["status"] for g in grants_of(text_task)] == ["DISTRIBUTED"]
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+    from moto.sns.models import sns_backends
+
+    sent = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+    assert [m.destinations["ToAddresses"] for m in sent] == [["u1@example.com"]]
+    assert [p[0] for p in sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages.values()] == ["+15550100"]
+
+
+class Hook:
+    """A tiny webhook receiver on 127.0.0.1: fails the first `failures` calls with a 500, records the rest."""
+
+    def __init__(self, failures: int):
+        import http.server
+        import threading
+
+        hook = self
+        self.failures, self.calls = failures, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.calls.append((dict(self.headers), body))
+                self.send_response(500 if len(hook.calls) <= hook.failures else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize(("failures", "status", "calls"), [(2, "DISTRIBUTED", 3), (99, "FAILED", 4)])
+def test_webhook_is_signed_and_retried(api, engine, worker, stack, failures, status, calls):
+    from marketing.campaigns.channels import signature
+
+    boto3.client("secretsmanager").create_secret(Name="marketing/hook", SecretString="s3cret")
+    hook = Hook(failures)
+    try:
+        reward = make_reward(stock=5, distributor={"type": "webhook", "url": hook.url, "secret_name": "marketing/hook"})
+        _, tid = setup_task(api, reward["reward_id"])
+        engine(triggered("u-1", "e-1"))
+        drain(stack, worker)
+    finally:
+        hook.close()
+    [grant] = grants_of(tid)
+    assert grant["status"] == status and len(hook.calls) == calls
+    headers, body = hook.calls[-1]
+    assert headers["X-Marketing-Signature"] == signature("s3cret", headers["X-Marketing-Timestamp"], body)
+    assert json.loads(body)["grant_id"] == grant["grant_id"]
+    admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
+    stock = rewards_service.get_reward(admin, reward["reward_id"]).stock
+    if status == "FAILED":
+        assert grant["reason"].startswith("distribution failed after 4 attempts")
+        assert (stock.available, stock.reserved, stock.issued) == (5, 0, 0)
+    else:
+        assert (stock.available, stock.reserved, stock.issued) == (4, 0, 1)
+
+
+def test_a_crash_before_task_completed_left_is_repaired_by_the_redelivery(api, engine, worker, stack, monkeypatch):
+    # Given a completion whose task.completed could not be published (the bus refused it)
+    reward = make_reward()
+    _, tid = setup_task(api, reward["reward_id"])
+    monkeypatch.setenv("EVENT_BUS_NAME", "no-such-bus")
+    with pytest.raises(Exception):  # noqa: B017 (the invocation fails, so the event is retried)
+        engine(triggered("u-1", "evt-1"))
+    monkeypatch.setenv("EVENT_BUS_NAME", stack.ref("EventBus"))
+    assert drain(stack, worker) == [] and grants_of(tid) == []
+
+    # When the event is delivered again, Then the completion is not repeated but its event goes out
+    assert engine(triggered("u-1", "evt-1"))["outcomes"][0]["outcome"] == "DUPLICATE"
+    drain(stack, worker)
+    assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]
+    _, stats = call(api, "GET", f"/v1/tasks/{tid}/completion-stats", "/v1/tasks/{task_id}/completion-stats")
+    assert stats["total_completions"] == 1
+
+
+def test_a_repeated_task_completed_message_grants_once(api, engine, worker, stack):
+    reward = make_reward(stock=5)
+    _, tid = setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "evt-1"))
+    sqs = boto3.client("sqs")
+    url = stack.queue_urls["GrantQueue"]
+    body = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["Body"]
+    for _ in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    assert drain(stack, worker) == []
+    assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]
+    admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
+    stock = rewards_service.get_reward(admin, reward["reward_id"]).stock
+    assert (stock.available, stock.reserved, stock.issued) == (4, 0, 1)
+
+
+def test_business_metrics_are_emitted(api, engine, worker, stack, monkeypatch, capsys):
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    reward = make_reward()
+    setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "evt-1"))
+    drain(stack, worker)
+    names = set()
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith('{"_aws"'):
+            names |= {m["Name"] for m in json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"CampaignsCreated", "TasksCreated", "TasksTriggered", "TasksCompleted", "TaskTriggerDuration",
+            "RewardGenerationDuration", "RewardDistributionDuration", "RewardsDistributed", "InventoryReserved",
+            "InventoryConfirmed"} <= names
+
+
+def test_the_rewards_frequency_validator_is_exact_and_failed_grants_give_their_slot_back(api, engine, worker, stack):
+    # Given a reward a user may get twice a day, and a daily task completing on every sign-in
+    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 2, "period": "DAY"}])
+    _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
+    other = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 1, "period": "DAY"}])
+    _, tid2 = setup_task(api, other["reward_id"], event_type="SIGN_IN", period="DAILY")
+    for day in ("2026-11-20", "2026-11-21", "2026-11-22"):
+        event = triggered("u-1", f"e-{day}", "SIGN_IN")
+        event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
+        engine(event)
+    # When the three completions are granted on the same day (their completion time decides the window)
+    drain(stack, worker)
+    # Then two are DISTRIBUTED and one FAILED by frequency; the other reward allows one
+    assert sorted(g["status"] for g in grants_of(tid)) == ["DISTRIBUTED", "DISTRIBUTED", "FAILED"]
+    assert {g["reason"] for g in grants_of(tid) if g["status"] == "FAILED"} == \
+        {"the user reached the reward's frequency limit of 2"}
+    assert sorted(g["status"] for g in grants_of(tid2)) == ["DISTRIBUTED", "FAILED", "FAILED"]
+    # And a grant failing after taking its slot (out of stock) gives it back
+    scarce = make_reward(stock=1, validators=[{"type": "frequency", "max_per_user": 5}])
+    _, tid3 = setup_task(api, scarce["reward_id"], event_type="BUY", period="DAILY")
+    for day in ("2026-11-20", "2026-11-21"):
+        event = triggered("u-1", f"b-{day}", "BUY")
+        event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
+        engine(event)
+    drain(stack, worker)
+    assert sorted(g["status"] for g in grants_of(tid3)) == ["DISTRIBUTED", "FAILED"]
+    slots = [i for i in table_items(stack) if i["sk"].startswith(f"GRANTFREQ#{scarce['reward_id']}#")]
+    assert [(i["sk"].count("#"), i.get("n")) for i in slots] == [(2, 1), (3, None)]
