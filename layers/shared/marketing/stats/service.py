@@ -43,10 +43,14 @@ MAX_RANGE_DAYS = 366
 def _field_errors(index: int, exc: ValidationError) -> list[FieldError]:
     errors = []
     for error in exc.errors():
-        loc = list(error.get("loc", ()))
+        loc, message = list(error.get("loc", ())), error["msg"]
         if loc and loc[0] in EVENT_TYPES:  # the union's tag: not a field of the request
             loc = loc[1:]
-        errors.append(FieldError(field=".".join(str(p) for p in ["events", index, *loc]), message=error["msg"]))
+        if error["type"] == "union_tag_not_found":
+            loc, message = ["event_type"], "event_type is required"
+        elif error["type"] == "union_tag_invalid":
+            loc, message = ["event_type"], f"unknown event_type; one of: {', '.join(EVENT_TYPES)}"
+        errors.append(FieldError(field=".".join(str(p) for p in ["events", index, *loc]), message=message))
     return errors
 
 
