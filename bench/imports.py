@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from bench.support import table
-from local_stack.provision import plan
 from local_stack.functions import function_specs
+from local_stack.provision import plan
 from local_stack.template import ROOT, load
 
 RUNS = 5

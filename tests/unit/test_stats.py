@@ -187,3 +187,17 @@ def test_an_event_that_breaks_its_transaction_is_isolated(stack):
 def test_chart_escapes_its_labels():
     svg = bar_chart("<b>&", [("d1", 0), ("d2", 5)])
     assert "<b>" not in svg and "&lt;b&gt;&amp;" in svg and svg.count("<rect") == 2
+
+
+def test_a_cancelled_transaction_changes_nothing(stack):
+    # The counting relies on it; local_stack.moto_fixes backs up only the touched items, so check it here.
+    table = boto3.resource("dynamodb").Table(stack.ref("Table"))
+    table.put_item(Item={"pk": "p", "sk": "counter", "n": 1})
+    table.put_item(Item={"pk": "p", "sk": "taken"})
+    actions = [{"Update": {"Key": {"pk": "p", "sk": "counter"}, "UpdateExpression": "ADD n :one",
+                           "ExpressionAttributeValues": {":one": 1}}},
+               {"Put": {"Item": {"pk": "p", "sk": "new"}}},
+               {"Put": {"Item": {"pk": "p", "sk": "taken", "x": 1}, "ConditionExpression": "attribute_not_exists(pk)"}}]
+    with pytest.raises(Exception, match="TransactionCanceled"):
+        dal.dynamo.transact_write(actions)
+    assert sorted((i["sk"], int(i.get("n", 0))) for i in table.scan()["Items"]) == [("counter", 1), ("taken", 0)]

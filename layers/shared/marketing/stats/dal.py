@@ -15,6 +15,7 @@ events of the batch touch it. A unique metric moves only with the conditional pu
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import defaultdict
@@ -64,7 +65,8 @@ class Tally:
                 "gsi1sk": f"{self.event_time}#{self.origin}#{self.event_id}",
                 "event_id": self.event_id, "origin": self.origin, "event_type": self.event_type, "day": self.day,
                 "channel": self.channels[1] if len(self.channels) > 1 else None,
-                "processed_at": self.processed_at, "event": self.event, "ttl": self.ttl}
+                "processed_at": self.processed_at, "ttl": self.ttl,
+                "event": json.dumps(self.event, separators=(",", ":"))}  # as received: one attribute, not a map
 
     def counter_key(self, channel: str) -> tuple[str, str]:
         return (f"T#{self.tenant}#STATS#{self.topic_type}#{self.topic_id}",
@@ -224,4 +226,5 @@ def records(tenant: str, topic_type: str, topic_id: str, day: str, limit: int,
         limit=limit, next_token=next_token)
     keep = ("event_id", "origin", "event_type", "day", "channel", "processed_at", "event")
     alive = [i for i in items if int(i.get("ttl", 0)) > time.time()]  # TTL deletes lag: hide expired records
-    return [{k: v for k, v in dynamo.plain(i).items() if k in keep} for i in alive], token
+    return [{**{k: v for k, v in dynamo.plain(i).items() if k in keep}, "event": json.loads(i["event"])}
+            for i in alive], token
