@@ -150,8 +150,8 @@ def test_each_event_is_validated_on_its_own_and_only_valid_ones_are_queued(fns, 
 
     fields = [[e["field"] for e in r["errors"]] for r in result["results"]]
     assert [r["accepted"] for r in result["results"]] == [True, False, False, False, False, False, False]
-    assert fields == [[], ["events.1.payload.amount"], ["events.2.event_type"], ["events.3.topic_id"], ["events.4.ctime"],
-                      ["events.5.tenant_id"], ["events.6.event_id"]]
+    assert fields == [[], ["events.1.payload.amount"], ["events.2.event_type"], ["events.3.topic_id"],
+                      ["events.4.ctime"], ["events.5.tenant_id"], ["events.6.event_id"]]
     assert result["results"][2]["errors"][0]["message"].startswith("unknown event_type; one of: activity.h5_visit")
     assert (result["accepted"], result["rejected"]) == (1, 6)
     assert len(receive_all(stack)) == 1
