@@ -145,8 +145,11 @@ def parse_message(body: str) -> dal.Tally:
 def count(tallies: list[dal.Tally]) -> list[dal.Tally]:
     """Count a batch exactly once; answers the events that must be delivered again."""
     counted, failed = dal.count(tallies)
-    metrics.add_metric(name="StatsEventsCounted", unit="Count", value=counted)
-    metrics.add_metric(name="StatsEventsRepeated", unit="Count", value=len(tallies) - counted - len(failed))
+    try:  # the counts are committed: telemetry must not make SQS deliver them again
+        metrics.add_metric(name="StatsEventsCounted", unit="Count", value=counted)
+        metrics.add_metric(name="StatsEventsRepeated", unit="Count", value=len(tallies) - counted - len(failed))
+    except Exception:
+        logger.exception("could not record the counting metrics")
     if failed:
         logger.warning("events left for redelivery", extra={"event_ids": [t.event_id for t in failed]})
     return failed
