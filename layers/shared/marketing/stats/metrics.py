@@ -125,25 +125,25 @@ def person(event: m.Common) -> str | None:
     return f"s:{event.session_str}" if event.session_str else None
 
 
-def _simple(count: str, unique: str | None = None) -> Callable[[m.Common], Effect]:
+def _rule(counts: dict[str, str | int], unique: str | None = None, *, member_split: bool = False
+          ) -> Callable[[m.Common], Effect]:
+    """A rule from a table: metric → payload field to add (or a constant), the unique metric of the person,
+    and whether a member's event counts again under `member_*`."""
     def rule(event: m.Common) -> Effect:
         effect = Effect()
-        effect.add(count)
+        for metric, source in counts.items():
+            effect.add(metric, source if isinstance(source, int) else getattr(event.payload, source))
         if unique:
             effect.unique(unique, person(event))
-        return effect
+        return effect.with_member_copy(member_split and event.payload.member)
 
     return rule
 
 
 def _order_paid(e: m.OrderPaid) -> Effect:
     p, who = e.payload, person(e)
-    effect = Effect()
-    for name, value in (("purchases", 1), ("purchased_quantity", p.quantity), ("purchased_coupons", p.coupons),
-                        ("purchase_amount", p.amount)):
-        effect.add(name, value)
-    effect.unique("buyers", who)
-    effect.with_member_copy(p.member)
+    effect = _rule({"purchases": 1, "purchased_quantity": "quantity", "purchased_coupons": "coupons",
+                    "purchase_amount": "amount"}, "buyers", member_split=True)(e)
     if p.via_share:
         effect.add("share_purchases")
         effect.unique("share_buyers", who)
@@ -154,28 +154,9 @@ def _order_paid(e: m.OrderPaid) -> Effect:
     return effect
 
 
-def _payment_cancelled(e: m.OrderPaymentCancelled) -> Effect:
-    effect = Effect()
-    effect.add("cancelled_payments")
-    effect.add("cancelled_amount", e.payload.amount)
-    return effect
-
-
-def _refunded(e: m.OrderRefunded) -> Effect:
-    effect = Effect()
-    effect.add("refunds")
-    effect.add("refunded_coupons", e.payload.coupons)
-    effect.add("refund_amount", e.payload.amount)
-    effect.unique("refunders", person(e))
-    return effect.with_member_copy(e.payload.member)
-
-
 def _vip_card(e: m.VipCardReceived) -> Effect:
     p = e.payload
-    effect = Effect()
-    effect.add("vip_cards")
-    effect.unique("vip_card_receivers", person(e))
-    effect.with_member_copy(p.member)
+    effect = _rule({"vip_cards": 1}, "vip_card_receivers", member_split=True)(e)
     effect.add("vip_renewals" if p.renewal else "vip_new_memberships")
     effect.add("vip_h5_activations", int(p.h5_activated))
     effect.add("vip_amount", p.amount)
@@ -183,74 +164,42 @@ def _vip_card(e: m.VipCardReceived) -> Effect:
     return effect
 
 
-def _red_packet_received(e: m.RedPacketReceived) -> Effect:
-    effect = Effect()
-    effect.add("red_packet_receipts")
-    effect.add("red_packets", e.payload.quantity)
-    effect.unique("red_packet_receivers", person(e))
-    return effect
-
-
-def _red_packet_expired(e: m.RedPacketExpired) -> Effect:
-    effect = Effect()
-    effect.add("expired_red_packets", e.payload.quantity)
-    effect.unique("expired_red_packet_holders", person(e))
-    return effect.with_member_copy(e.payload.member)
-
-
 def _redeemed(e: m.CouponRedeemed) -> Effect:
-    p = e.payload
-    effect = Effect()
-    effect.add("redemptions")
-    effect.add("redemption_discount_amount", p.discount_amount)
-    effect.add("redeemed_amount", p.redeemed_amount)
-    effect.unique("redeemers", person(e))
-    effect.unique("redeemed_brands", f"b:{p.brand_id}" if p.brand_id else None)
-    return effect.with_member_copy(p.member)
-
-
-def _revoked(e: m.CouponRevoked) -> Effect:
-    effect = Effect()
-    effect.add("revocations")
-    effect.add("revoked_amount", e.payload.amount)
-    effect.unique("revokers", person(e))
-    return effect.with_member_copy(e.payload.member)
-
-
-def _coupon_expired(e: m.CouponExpired) -> Effect:
-    effect = Effect()
-    effect.add("expired_coupons")
-    effect.add("expired_coupon_value", e.payload.value)
+    effect = _rule({"redemptions": 1, "redemption_discount_amount": "discount_amount",
+                    "redeemed_amount": "redeemed_amount"}, "redeemers")(e)
+    effect.unique("redeemed_brands", f"b:{e.payload.brand_id}" if e.payload.brand_id else None)
     return effect.with_member_copy(e.payload.member)
 
 
 def _share_visit(e: m.ShareVisit) -> Effect:
-    effect = _simple("share_visits", "share_visitors")(e)
+    effect = _rule({"share_visits": 1}, "share_visitors")(e)
     effect.add("new_users", int(e.payload.new_user))
     return effect
 
 
 RULES: dict[str, Callable] = {
-    "page.visit": _simple("visits", "visitors"),
-    "page.share": _simple("shares", "sharers"),
-    "activity.visit": _simple("visits", "visitors"),
-    "activity.share": _simple("shares", "sharers"),
-    "activity.h5_visit": _simple("h5_visits", "h5_visitors"),
-    "activity.task_completed": _simple("tasks_completed", "task_completers"),
+    "page.visit": _rule({"visits": 1}, "visitors"),
+    "page.share": _rule({"shares": 1}, "sharers"),
+    "activity.visit": _rule({"visits": 1}, "visitors"),
+    "activity.share": _rule({"shares": 1}, "sharers"),
+    "activity.h5_visit": _rule({"h5_visits": 1}, "h5_visitors"),
+    "activity.task_completed": _rule({"tasks_completed": 1}, "task_completers"),
     "order.paid": _order_paid,
-    "order.payment_cancelled": _payment_cancelled,
-    "order.refunded": _refunded,
+    "order.payment_cancelled": _rule({"cancelled_payments": 1, "cancelled_amount": "amount"}),
+    "order.refunded": _rule({"refunds": 1, "refunded_coupons": "coupons", "refund_amount": "amount"}, "refunders",
+                            member_split=True),
     "vip_card.received": _vip_card,
-    "red_packet.received": _red_packet_received,
-    "red_packet.expired": _red_packet_expired,
+    "red_packet.received": _rule({"red_packet_receipts": 1, "red_packets": "quantity"}, "red_packet_receivers"),
+    "red_packet.expired": _rule({"expired_red_packets": "quantity"}, "expired_red_packet_holders",
+                                member_split=True),
     "coupon.redeemed": _redeemed,
-    "coupon.revoked": _revoked,
-    "coupon.expired": _coupon_expired,
-    "lottery.entered": _simple("lottery_entries", "lottery_entrants"),
+    "coupon.revoked": _rule({"revocations": 1, "revoked_amount": "amount"}, "revokers", member_split=True),
+    "coupon.expired": _rule({"expired_coupons": 1, "expired_coupon_value": "value"}, member_split=True),
+    "lottery.entered": _rule({"lottery_entries": 1}, "lottery_entrants"),
     "share.visit": _share_visit,
-    "group_buy.opened": _simple("groups_opened"),
-    "group_buy.joined": _simple("group_joins"),
-    "group_buy.succeeded": _simple("groups_succeeded"),
+    "group_buy.opened": _rule({"groups_opened": 1}),
+    "group_buy.joined": _rule({"group_joins": 1}),
+    "group_buy.succeeded": _rule({"groups_succeeded": 1}),
 }
 
 
