@@ -165,3 +165,17 @@ def test_a_poison_message_fails_alone_and_reaches_the_dead_letter_queue(local_st
 
     assert wait_for(in_dlq, timeout=60)
     assert totals(ops, "activity/42")["visits"] == 3 and totals(ops, "activity/42")["visitors"] == 1
+
+
+def test_a_delayed_event_counts_only_after_its_delay(local_stack, tenant):
+    backend = local_stack.api(tenant, sub="backend", roles="service")
+    ops = local_stack.api(tenant)
+    at = time.time() + 4
+    deliver_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+    answer = backend.post("/v1/events", {"events": [{**EVERY_FAMILY[0], "deliver_at": deliver_at}]}).json()
+    assert answer["results"][0]["delivery"] == "delayed"
+
+    time.sleep(1.5)  # the consumer would have counted an undelayed event by now
+    assert totals(ops, "activity/42")["visits"] == 0
+    assert wait_for(lambda: totals(ops, "activity/42")["visits"] == 1)
+    assert time.time() >= at - 1  # SQS delays in whole seconds
