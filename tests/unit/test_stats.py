@@ -106,6 +106,18 @@ def test_domain_events_map_onto_the_families(detail_type, detail, expected):
     assert detail_type in DOMAIN_EVENTS
 
 
+def test_a_cps_order_without_promoter_counts_on_its_platform_and_odd_ids_are_digested():
+    tenant, paid = from_domain_event(envelope("cps.order_paid", platform="meituan", order_id="o1", promoter_id=None,
+                                              buyer_id="u3", pay_price=990))
+    assert (paid.topic_type, paid.topic_id, paid.channel_type, paid.payload.via_share) == \
+        ("cps_platform", "meituan", "meituan", False)
+    odd = envelope("track.visit", user_id="u2", referrer="u1")
+    odd["detail"]["event_id"] = "cps/meituan#o1 paid"
+    _, first = from_domain_event(odd)
+    _, again = from_domain_event(odd)
+    assert first.event_id == again.event_id and first.event_id.startswith("sha256-")
+
+
 def test_an_unmapped_or_incomplete_domain_event_is_refused():
     with pytest.raises(ValueError):
         from_domain_event(envelope("grant.rolled_back", grant_id="g"))
@@ -134,7 +146,7 @@ def tallies(n, topics=3, users=5, seed=1):
 
 
 def test_a_plan_updates_each_counter_item_once_however_many_events_touch_it():
-    plan = dal._plan(tallies(30, topics=2), set())
+    plan = dal._plan(tallies(30, topics=2), set(), {})
     updates = [(a["Update"]["Key"]["pk"], a["Update"]["Key"]["sk"]) for a in plan.actions if "Update" in a]
     assert len(updates) == len(set(updates)) == 2 * 3  # (2 topics) x (channels *, wx, app), one day, one group
     assert sum(1 for a in plan.actions if "Put" in a and a["Put"]["Item"]["sk"] == "EVENT") == 30
@@ -143,7 +155,7 @@ def test_a_plan_updates_each_counter_item_once_however_many_events_touch_it():
 def test_chunks_stay_within_the_transaction_limit():
     chunks = dal._chunks(tallies(500, topics=50, users=400))
     assert sum(len(c) for c in chunks) == 500
-    assert all(len(dal._plan(c, set()).actions) <= dal.MAX_ACTIONS for c in chunks)
+    assert all(len(dal._plan(c, set(), {}).actions) <= dal.MAX_ACTIONS for c in chunks)
     assert len(chunks) < 500 / 20
 
 
@@ -201,3 +213,31 @@ def test_a_cancelled_transaction_changes_nothing(stack):
     with pytest.raises(Exception, match="TransactionCanceled"):
         dal.dynamo.transact_write(actions)
     assert sorted((i["sk"], int(i.get("n", 0))) for i in table.scan()["Items"]) == [("counter", 1), ("taken", 0)]
+
+
+def refund_step(event_id: str, refund_price: int, day: str = "2026-11-23") -> dal.Tally:
+    message = envelope("cps.order_refunded", platform="meituan", order_id="o1", promoter_id="p1", buyer_id="u3",
+                       pay_price=990, refund_price=refund_price)
+    message["detail"]["event_id"] = event_id
+    message["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
+    return service.parse_message(json.dumps(message))
+
+
+def test_cumulative_cps_refunds_count_their_increase_once_in_any_order(stack):
+    # Given an order refunded in two steps (500, then in full: 990 so far), delivered late, repeated, mixed
+    partial, full = refund_step("cps:meituan:o1:refund:500", 500), refund_step("cps:meituan:o1:refund:full", 990)
+    assert dal.count([full]) == (1, [])
+    assert dal.count([partial, full, partial]) == (1, [])
+
+    # Then the order counts as one refund of 990, not 1,490
+    totals = table_counts(stack, "T#t1#STATS#promoter#p1")
+    assert (totals["refunds"], totals["refund_amount"], totals["refunders"]) == (1, 990, 1)
+
+
+def test_refund_steps_in_one_batch_chain_their_levels(stack):
+    steps = [refund_step("s-300", 300), refund_step("s-700", 700), refund_step("s-full", 990)]
+    assert dal.count(list(reversed(steps))) == (3, [])
+    totals = table_counts(stack, "T#t1#STATS#promoter#p1")
+    assert (totals["refunds"], totals["refund_amount"]) == (1, 990)
+    assert dal.count([refund_step("s-late", 1200)]) == (1, [])  # a later, larger total adds its increase
+    assert table_counts(stack, "T#t1#STATS#promoter#p1")["refund_amount"] == 1200

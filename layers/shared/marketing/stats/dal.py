@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from marketing.core import config, dynamo, pagination
 from marketing.core.observability import logger
+from marketing.stats.metrics import Running
 
 ALL_CHANNELS = "*"
 MAX_ACTIONS = 100  # TransactWriteItems' limit
@@ -53,6 +54,7 @@ class Tally:
     event_time: str = ""
     processed_at: str = ""
     ttl: int = 0  # epoch seconds: records and markers expire, counters stay
+    running: Running | None = None
 
     @property
     def record_key(self) -> dict[str, str]:
@@ -91,16 +93,28 @@ class _Plan:
     roles: list[tuple[str, Any]] = field(default_factory=list)  # ("record", tally) | ("marker", key) | ("counter", key)
 
 
-def _plan(tallies: list[Tally], existing_markers: set) -> _Plan:
+def _running_key(tally: Tally) -> tuple[str, str]:
+    return f"T#{tally.tenant}#STATSRUN#{tally.running.key}", "RUN"  # type: ignore[union-attr]
+
+
+def _plan(tallies: list[Tally], existing_markers: set, levels: dict[tuple[str, str], int]) -> _Plan:
     plan = _Plan()
     counters: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     claimed: set = set()
+    raised: dict[tuple[str, str], tuple[int, int]] = {}  # running item → (level before, level after)
     for tally in tallies:
         plan.actions.append({"Put": {"Item": tally.record_item(),
                                      "ConditionExpression": "attribute_not_exists(pk)"}})
         plan.roles.append(("record", tally))
+        counts = tally.counts
+        if tally.running:
+            key = _running_key(tally)
+            before = raised[key][1] if key in raised else levels.get(key, 0)
+            counts = tally.running.counts(counts, before)
+            if tally.running.total > before:
+                raised[key] = (raised.get(key, (before, 0))[0], tally.running.total)
         for channel in tally.channels:
-            for metric, amount in tally.counts.items():
+            for metric, amount in counts.items():
                 counters[tally.counter_key(channel)][metric] += amount
         for key, channel, metric in tally.marker_keys():
             if key in existing_markers or key in claimed:
@@ -110,7 +124,15 @@ def _plan(tallies: list[Tally], existing_markers: set) -> _Plan:
                                          "ConditionExpression": "attribute_not_exists(pk)"}})
             plan.roles.append(("marker", key))
             counters[tally.counter_key(channel)][metric] += 1
+    for (pk, sk), (before, after) in raised.items():
+        guard = ({"ConditionExpression": "attribute_not_exists(pk)"} if not before else
+                 {"ConditionExpression": "#total = :before", "ExpressionAttributeNames": {"#total": "total"},
+                  "ExpressionAttributeValues": {":before": before}})
+        plan.actions.append({"Put": {"Item": {"pk": pk, "sk": sk, "total": after}, **guard}})
+        plan.roles.append(("running", (pk, sk)))
     for (pk, sk), deltas in counters.items():
+        if not any(deltas.values()):
+            continue
         names = {f"#m{i}": metric for i, metric in enumerate(deltas)}
         values = {f":m{i}": amount for i, amount in enumerate(deltas.values())}
         plan.actions.append({"Update": {
@@ -131,6 +153,8 @@ def _chunks(tallies: list[Tally]) -> list[list[Tally]]:
         mine = {("record", tally.record_key["pk"])}
         mine |= {("counter", tally.counter_key(c)) for c in tally.channels}
         mine |= {("marker", key) for key, _, _ in tally.marker_keys()}
+        if tally.running:
+            mine.add(("running", _running_key(tally)))
         if current and len(keys | mine) > MAX_ACTIONS:
             chunks.append(current)
             current, keys = [], set()
@@ -145,19 +169,31 @@ def _taken_markers(tallies: list[Tally]) -> set[tuple[str, str]]:
     """The batch's unique markers that exist already (returning users are the usual case). Read first so the
     transaction seldom fails on them: a cancelled transaction costs its writes too. The conditions still
     decide; a marker taken after this read only costs a retry."""
-    keys = sorted({key for tally in tallies for key, _, _ in tally.marker_keys()})
-    name, taken = config.table_name(), set()
-    for start in range(0, len(keys), 100):
-        request: dict | None = {name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in keys[start:start + 100]],
-                                       "ProjectionExpression": "pk, sk"}}
+    return set(_existing({key for tally in tallies for key, _, _ in tally.marker_keys()}))
+
+
+def _levels(tallies: list[Tally]) -> dict[tuple[str, str], int]:
+    """The running totals counted so far for the batch's entities."""
+    return _levels_of({_running_key(t) for t in tallies if t.running})
+
+
+def _levels_of(keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    return {key: int(item["total"]) for key, item in _existing(keys).items()}
+
+
+def _existing(keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """The items among `keys` that exist (BatchGetItem, 100 keys a request)."""
+    ordered, name, found = sorted(keys), config.table_name(), {}
+    for start in range(0, len(ordered), 100):
+        request: dict | None = {name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in ordered[start:start + 100]]}}
         while request:
             answer = dynamo.client().batch_get_item(RequestItems=request)
-            taken |= {(item["pk"], item["sk"]) for item in answer["Responses"].get(name, [])}
+            found |= {(item["pk"], item["sk"]): item for item in answer["Responses"].get(name, [])}
             request = answer.get("UnprocessedKeys") or None
-    return taken
+    return found
 
 
-def _commit(tallies: list[Tally], taken: set) -> list[Tally]:
+def _commit(tallies: list[Tally], taken: set, levels: dict) -> list[Tally]:
     """Count `tallies` in one transaction, dropping events already counted and markers already taken (`taken`
     learns the markers this transaction takes or finds). Answers the events counted now, not the repeats.
     Raises `Conflicted` after repeated collisions."""
@@ -165,10 +201,13 @@ def _commit(tallies: list[Tally], taken: set) -> list[Tally]:
     for attempt in range(_ATTEMPTS):
         if not pending:
             return []
-        plan = _plan(pending, taken)
+        plan = _plan(pending, taken, levels)
         try:
             dynamo.transact_write(plan.actions)
             taken.update(what for kind, what in plan.roles if kind == "marker")
+            levels.update({key: item["Put"]["Item"]["total"] for (kind, key), item in zip(plan.roles, plan.actions,
+                                                                                         strict=True)
+                           if kind == "running"})
             return pending
         except ClientError as exc:
             reasons = dynamo.cancellation_reasons(exc)  # re-raises anything but a cancelled transaction
@@ -181,6 +220,8 @@ def _commit(tallies: list[Tally], taken: set) -> list[Tally]:
                 pending = [t for t in pending if t is not what]  # counted before: a repeat delivery
             elif kind == "marker":
                 taken.add(what)  # this subject was counted for the day already
+            elif kind == "running":
+                levels.update({what: 0, **_levels_of({what})})  # moved since it was read
         if not failed:  # a collision with a concurrent writer: back off, then try again
             time.sleep(min(0.05 * 2 ** attempt, 1) * random.random())
     raise Conflicted(f"{len(pending)} events kept conflicting")
@@ -195,12 +236,13 @@ def count(tallies: list[Tally]) -> tuple[int, list[Tally]]:
     for tally in tallies:
         unique.setdefault(tally.record_key["pk"], tally)
     # Events of the same counter items side by side: each transaction then updates few items, once each.
-    ordered = sorted(unique.values(), key=lambda t: (t.tenant, t.topic_type, t.topic_id, t.day, t.group, t.channels))
+    ordered = sorted(unique.values(), key=lambda t: (t.tenant, t.topic_type, t.topic_id, t.day, t.group, t.channels,
+                                                     t.running.total if t.running else 0))
     counted, failed = 0, []
-    taken = _taken_markers(ordered)
+    taken, levels = _taken_markers(ordered), _levels(ordered)
     for chunk in _chunks(ordered):
         try:
-            counted += len(_commit(chunk, taken))
+            counted += len(_commit(chunk, taken, levels))
         except Conflicted:
             failed += chunk
         except ClientError:

@@ -3,9 +3,14 @@ EventBridge rule, mapped onto the statistics event types."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
+from marketing.stats.metrics import Running
 from marketing.stats.models import EVENT_ADAPTER, Common
+
+_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")  # marketing.core.types.Identifier
 
 # detail-type → (event type, how to fill it from the detail)
 DOMAIN_EVENTS = ("track.visit", "track.new_user", "code.redeemed", "code.revoked", "cps.order_paid",
@@ -35,12 +40,16 @@ def _fields(detail_type: str, d: dict) -> dict[str, Any]:
         return {"event_type": "coupon.revoked", **_campaign_or_reward(d),
                 "payload": {"revocation_id": d.get("event_id")}}
     if detail_type in ("cps.order_paid", "cps.order_refunded"):
-        # Affiliate orders count on their promoter, per platform (the channel); every one came through a share.
-        common = {"topic_type": "promoter", "topic_id": d.get("promoter_id"), "channel_type": d.get("platform"),
-                  "wu_id": d.get("buyer_id")}
+        # Affiliate orders count on their promoter, per platform (the channel); an order no promoter brought
+        # counts on its platform.
+        promoter = d.get("promoter_id")
+        topic = {"topic_type": "promoter", "topic_id": promoter} if promoter else \
+            {"topic_type": "cps_platform", "topic_id": d.get("platform")}
+        common = {**topic, "channel_type": d.get("platform"), "wu_id": d.get("buyer_id")}
         if detail_type == "cps.order_paid":
             return {"event_type": "order.paid", **common,
-                    "payload": {"order_id": d.get("order_id"), "amount": d.get("pay_price"), "via_share": True}}
+                    "payload": {"order_id": d.get("order_id"), "amount": d.get("pay_price"),
+                                "via_share": bool(promoter)}}
         return {"event_type": "order.refunded", **common,
                 "payload": {"refund_id": d.get("order_id"), "amount": d.get("refund_price")}}
     if detail_type == "task.completed":
@@ -51,9 +60,27 @@ def _fields(detail_type: str, d: dict) -> dict[str, Any]:
     raise ValueError(f"no statistics for domain event {detail_type!r}")
 
 
+def _event_id(raw: str) -> str:
+    """The producer's id if it fits our keys, else a digest of it (stable, so repeats still match)."""
+    if _ID.fullmatch(raw):
+        return raw
+    return "sha256-" + hashlib.sha256(raw.encode()).hexdigest()[:48]
+
+
 def from_domain_event(envelope: dict[str, Any]) -> tuple[str, Common]:
     """(tenant, event) of an EventBridge event; raises (a poison message) if it cannot be counted."""
     detail = envelope["detail"]
     fields = {k: v for k, v in _fields(envelope["detail-type"], detail).items() if v is not None}
-    fields.update(event_id=detail["event_id"], ctime=detail.get("occurred_at") or envelope.get("time"))
+    fields.update(event_id=_event_id(str(detail["event_id"])), ctime=detail.get("occurred_at") or envelope.get("time"))
     return str(detail["tenant_id"]), EVENT_ADAPTER.validate_python(fields)
+
+
+def running_of(envelope: dict[str, Any], event: Common) -> Running | None:
+    """CPS reports an order's refunds cumulatively, one event per step (partial amounts, then full): only the
+    increase counts as `refund_amount`, and `refunds` counts the order once."""
+    if envelope["detail-type"] != "cps.order_refunded":
+        return None
+    d = envelope["detail"]
+    return Running(key=_event_id(f"cps:{d['platform']}:{d['order_id']}"), total=event.payload.amount,
+                   delta_metrics=("refund_amount", "member_refund_amount"),
+                   first_metrics=("refunds", "member_refunds", "refunded_coupons", "member_refunded_coupons"))

@@ -118,6 +118,29 @@ class Effect:
         return self
 
 
+@dataclass(frozen=True)
+class Running:
+    """A total its producer reports cumulatively per entity (a CPS order's refunds so far): only the increase
+    over what was counted before moves `delta_metrics`, and `first_metrics` move on the entity's first report.
+    The level counted so far is an item guarded in the same transaction."""
+
+    key: str
+    total: int
+    delta_metrics: tuple[str, ...]
+    first_metrics: tuple[str, ...]
+
+    def counts(self, counts: dict[str, int], before: int) -> dict[str, int]:
+        adjusted = {}
+        for metric, amount in counts.items():
+            if metric in self.delta_metrics:
+                amount = max(0, self.total - before)
+            elif metric in self.first_metrics and before:
+                amount = 0
+            if amount:
+                adjusted[metric] = amount
+        return adjusted
+
+
 def person(event: m.Common) -> str | None:
     """Who a unique counts: the user, else the anonymous session; neither means no unique."""
     if event.wu_id:

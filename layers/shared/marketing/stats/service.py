@@ -15,8 +15,8 @@ from marketing.core.identity import Caller, Role
 from marketing.core.observability import logger, metrics
 from marketing.stats import dal, delivery
 from marketing.stats.chart import bar_chart
-from marketing.stats.mapping import from_domain_event
-from marketing.stats.metrics import METRICS, effect_of
+from marketing.stats.mapping import from_domain_event, running_of
+from marketing.stats.metrics import METRICS, Running, effect_of
 from marketing.stats.models import (
     EVENT_ADAPTER,
     EVENT_TYPES,
@@ -117,7 +117,8 @@ def _text(value: Any) -> str | None:
 
 # --- counting (the queue consumer) ---
 
-def tally(tenant: str, origin: str, event: Common, processed_at: datetime | None = None) -> dal.Tally:
+def tally(tenant: str, origin: str, event: Common, processed_at: datetime | None = None,
+          running: Running | None = None) -> dal.Tally:
     """What an event adds, where, and its operation record."""
     effect = effect_of(event)
     processed_at = processed_at or now()
@@ -128,7 +129,7 @@ def tally(tenant: str, origin: str, event: Common, processed_at: datetime | None
         channels=(dal.ALL_CHANNELS, channel) if channel else (dal.ALL_CHANNELS,),
         counts=effect.counts, uniques=effect.uniques, event=event.model_dump(mode="json"),
         event_time=iso(event.ctime), processed_at=iso(processed_at),
-        ttl=int(processed_at.timestamp()) + RECORD_DAYS * 86400)
+        ttl=int(processed_at.timestamp()) + RECORD_DAYS * 86400, running=running)
 
 
 def parse_message(body: str) -> dal.Tally:
@@ -137,7 +138,7 @@ def parse_message(body: str) -> dal.Tally:
     message = json.loads(body)
     if isinstance(message, dict) and "detail-type" in message:
         tenant, event = from_domain_event(message)
-        return tally(tenant, "bus", event)
+        return tally(tenant, "bus", event, running=running_of(message, event))
     queued = QueuedEvent.model_validate(message)
     return tally(queued.tenant_id, "api", queued.event)
 
