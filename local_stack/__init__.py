@@ -4,3 +4,7 @@ An embedded AWS stand-in (moto's server, in-process, one request at a time) hold
 and rule of `template.yaml`; an HTTP gateway routes the template's HttpApi routes to their functions'
 handlers with real API Gateway v2 events; pollers deliver SQS event sources and EventBridge rules.
 """
+
+from local_stack import moto_fixes
+
+moto_fixes.apply()

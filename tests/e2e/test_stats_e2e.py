@@ -1,0 +1,181 @@
+"""Statistics over HTTP against the local stack: every family counted exactly, domain events routed by the
+template's rule, repeats and concurrent deliveries counted once, a poison message parked in the DLQ."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.handlers.test_stats import EVERY_FAMILY, EXPECTED_ACTIVITY, EXPECTED_PAGE, EXPECTED_WX, full
+
+
+def wait_for(check, timeout: float = 40.0):
+    """Poll `check` until it answers something truthy (or time runs out: answers the last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.25)
+
+
+def totals(api, topic: str, **query) -> dict:
+    answer = api.get(f"/v1/stats/{topic}", params=query)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["totals"]
+
+
+def queue_idle(local_stack) -> bool:
+    attributes = local_stack.client("sqs").get_queue_attributes(
+        QueueUrl=local_stack.outputs["StatsQueue"], AttributeNames=["All"])["Attributes"]
+    return all(attributes[f"ApproximateNumberOf{k}"] == "0" for k in ("Messages", "MessagesNotVisible",
+                                                                         "MessagesDelayed"))
+
+
+def domain_event(tenant: str, detail_type: str, source: str, event_id: str, **fields) -> dict:
+    detail = {"event_id": event_id, "tenant_id": tenant, "app_id": "app1",
+              "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), **fields}
+    return {"Source": f"marketing.{source}", "DetailType": detail_type, "Detail": json.dumps(detail)}
+
+
+def test_every_family_and_the_domain_events_are_counted_exactly(local_stack, tenant):
+    backend = local_stack.api(tenant, sub="backend", roles="service")
+    ops = local_stack.api(tenant)
+
+    # Given the sample batch with every event type, posted by a back end
+    answer = backend.post("/v1/events", {"events": EVERY_FAMILY})
+    assert answer.status_code == 202 and answer.json()["accepted"] == len(EVERY_FAMILY)
+
+    # And the other capabilities' facts: a real visit through the Track API, the rest put on the bus
+    assert backend.post("/tracks", {"user_id": "carol", "track_type": 1, "referrer": "alice"}).status_code == 201
+    entries = [
+        domain_event(tenant, "code.redeemed", "rewards", "red-1", code_suffix="A1B2", batch_id="b1", reward_id="r1",
+                     campaign_id="c1", user_id="u1", grant_id="g1", reward_type="coupon", amount=300),
+        domain_event(tenant, "code.revoked", "rewards", "rev-1", code_suffix="A1B2", batch_id="b1", reward_id="r1",
+                     campaign_id="c1"),
+        domain_event(tenant, "task.completed", "campaigns", "task-1", task_id="t1", campaign_id="c1", user_id="u1",
+                     period="2026-11", completion_id="k1"),
+        domain_event(tenant, "cps.order_paid", "cps", "paid-1", platform="jd", order_id="o1", pid="p", promoter_id="p1",
+                     buyer_id="u9", pay_price=990, commission=50, title="t"),
+        domain_event(tenant, "cps.order_refunded", "cps", "refund-1", platform="jd", order_id="o1", pid="p",
+                     promoter_id="p1", buyer_id="u9", pay_price=990, commission=50, title="t", refund_price=990),
+        domain_event(tenant, "grant.rolled_back", "rewards", "rb-1", grant_id="g1", reward_id="r1", user_id="u1",
+                     campaign_id="c1"),  # not counted: the rule does not route it
+    ]
+    bus = local_stack.outputs["EventBus"]
+    assert local_stack.client("events").put_events(
+        Entries=[{**e, "EventBusName": bus} for e in entries])["FailedEntryCount"] == 0
+
+    # Then, once the consumer has run, every total is exact, uniques included
+    expected = full(EXPECTED_ACTIVITY)
+    wait_for(lambda: totals(ops, "activity/42") == expected)
+    assert totals(ops, "activity/42") == expected
+    assert totals(ops, "page/7") == full(EXPECTED_PAGE)
+    assert totals(ops, "activity/42", channel_type="wx") == full(EXPECTED_WX)
+    campaign = full({"redemptions": 1, "redeemers": 1, "redemption_discount_amount": 300, "revocations": 1,
+                     "tasks_completed": 1, "task_completers": 1})
+    wait_for(lambda: totals(ops, "campaign/c1") == campaign)
+    assert totals(ops, "campaign/c1") == campaign
+    promoter = full({"purchases": 1, "purchased_quantity": 1, "purchase_amount": 990, "buyers": 1,
+                     "share_purchases": 1, "share_buyers": 1, "refunds": 1, "refund_amount": 990, "refunders": 1})
+    assert wait_for(lambda: totals(ops, "promoter/p1", channel_type="jd") == promoter)
+    assert totals(ops, "promoter/p1") == promoter
+    assert wait_for(lambda: totals(ops, "referrer/alice")["share_visits"] == 1)
+    assert totals(ops, "referrer/alice") == full({"share_visits": 1, "share_visitors": 1})
+
+    # And the chart and the day's operation records show the same
+    chart = ops.get("/v1/stats/activity/42/chart.svg", params={"metric": "purchase_amount"})
+    assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
+    assert f"<title>{time.strftime('%Y-%m-%d', time.gmtime())}: 2980</title>" in chart.text
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    records = ops.get("/v1/stats/campaign/c1/records", params={"day": day}).json()["items"]
+    assert sorted(r["event_id"] for r in records) == ["red-1", "rev-1", "task-1"]
+    assert local_stack.api(tenant + "-other").get("/v1/stats/activity/42").json()["totals"] == full({})
+
+
+def test_reposted_events_are_counted_once_even_posted_concurrently(local_stack, tenant):
+    backend = local_stack.api(tenant, sub="backend", roles="service")
+    ops = local_stack.api(tenant)
+    first_five = EVERY_FAMILY[:5]
+    assert backend.post("/v1/events", {"events": first_five}).json()["accepted"] == 5
+    expected = full({"visits": 3, "visitors": 2, "shares": 1, "sharers": 1, "h5_visits": 1, "h5_visitors": 1})
+    assert wait_for(lambda: totals(ops, "activity/42") == expected)
+
+    # When the same events are posted again, ten times at once
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: requests.post(
+            f"{backend.base}/v1/events", json={"events": first_five},
+            headers={"Authorization": f"Bearer {backend.token}"}, timeout=60), range(10)))
+    assert {a.status_code for a in answers} == {202}
+
+    # Then, once the queue is drained, nothing moved
+    assert wait_for(lambda: queue_idle(local_stack))
+    assert totals(ops, "activity/42") == expected
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    assert len(ops.get("/v1/stats/activity/42/records", params={"day": day}).json()["items"]) == 5
+
+
+def test_concurrent_consumers_count_overlapping_batches_once(local_stack, tenant):
+    # Given 60 events of 4 users, each delivered 8 times: 8 batches in different orders, to 8 containers at once
+    messages = [json.dumps({"tenant_id": tenant, "event": {
+        "event_id": f"c-{i}", "event_type": "page.visit", "topic_type": "page", "topic_id": "race",
+        "wu_id": f"u{i % 4}", "channel_type": "wx" if i % 2 else "app"}}) for i in range(60)]
+
+    def invoke(seed: int) -> dict:
+        order = random.Random(seed).sample(messages, len(messages))
+        records = [{"messageId": f"{seed}-{i}", "receiptHandle": "x", "body": body, "attributes": {},
+                    "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:local-StatsQueue", "awsRegion": "us-east-1"}
+                   for i, body in enumerate(order)]
+        return requests.post(f"{local_stack.api_url}/_local/invoke/StatsConsumerFunction",
+                             json={"Records": records}, timeout=120).json()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(invoke, range(8)))
+
+    # Then every event counted once, and each user once per day, overall and per channel
+    assert results == [{"batchItemFailures": []}] * 8
+    ops = local_stack.api(tenant)
+    assert totals(ops, "page/race") == full({"visits": 60, "visitors": 4})
+    assert totals(ops, "page/race", channel_type="wx") == full({"visits": 30, "visitors": 2})
+
+
+def test_a_poison_message_fails_alone_and_reaches_the_dead_letter_queue(local_stack, tenant):
+    sqs = local_stack.client("sqs")
+    poison = f"poison for {tenant}: not an event"
+    good = [json.dumps({"tenant_id": tenant, "event": {**EVERY_FAMILY[0], "event_id": f"ok-{i}"}}) for i in range(3)]
+
+    # Given a batch with a poison message among good ones, put on the stats queue
+    entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate([good[0], poison, good[1], good[2]])]
+    assert not sqs.send_message_batch(QueueUrl=local_stack.outputs["StatsQueue"], Entries=entries).get("Failed")
+
+    # Then the good ones are counted
+    ops = local_stack.api(tenant)
+    assert wait_for(lambda: totals(ops, "activity/42")["visits"] == 3)
+
+    # And the poison message, after 5 receives, waits in the DLQ, where the alarm watches
+    def in_dlq() -> bool:
+        answer = sqs.receive_message(QueueUrl=local_stack.outputs["StatsDeadLetterQueue"], MaxNumberOfMessages=10,
+                                     AttributeNames=["All"], VisibilityTimeout=0)
+        return any(m["Body"] == poison for m in answer.get("Messages", []))
+
+    assert wait_for(in_dlq, timeout=60)
+    assert totals(ops, "activity/42")["visits"] == 3 and totals(ops, "activity/42")["visitors"] == 1
+
+
+def test_a_delayed_event_counts_only_after_its_delay(local_stack, tenant):
+    backend = local_stack.api(tenant, sub="backend", roles="service")
+    ops = local_stack.api(tenant)
+    at = time.time() + 4
+    deliver_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+    answer = backend.post("/v1/events", {"events": [{**EVERY_FAMILY[0], "deliver_at": deliver_at}]}).json()
+    assert answer["results"][0]["delivery"] == "delayed"
+
+    time.sleep(1.5)  # the consumer would have counted an undelayed event by now
+    assert totals(ops, "activity/42")["visits"] == 0
+    assert wait_for(lambda: totals(ops, "activity/42")["visits"] == 1)
+    assert time.time() >= at - 1  # SQS delays in whole seconds
