@@ -51,6 +51,23 @@ def mocked_stack(stack_name: str = "test") -> Iterator[provision.Stack]:
             reset_clients()
 
 
+def bus_tap(stack: provision.Stack, pattern: dict[str, Any]):
+    """Subscribe a queue to the stack's bus with `pattern`; returns a function that reads the events
+    delivered so far (EventBridge envelopes, bodies parsed)."""
+    sqs, events = boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
+    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.ref("EventBus")
+    events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    def delivered() -> list[dict]:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    return delivered
+
+
 def spec_of(logical_id: str, stack: provision.Stack) -> FunctionSpec:
     return next(s for s in function_specs(TEMPLATE, stack.resolver, stack.name) if s.logical_id == logical_id)
 

@@ -12,7 +12,7 @@ from marketing.campaigns import channels
 from marketing.core.identity import Caller, Role
 from marketing.rewards import service as rewards_service
 from marketing.rewards.models import RewardIn
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
 ADMIN = claims("t1", "ops", "[admin]")
 OTHER_TENANT = claims("t2", "ops", "[admin]")
@@ -263,17 +263,12 @@ def test_tenants_and_roles(api):
 
 
 def test_trigger_puts_the_event_on_the_bus(api, stack):
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.ref("EventBus")
-    events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["task.triggered"]}))
-    events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    delivered = bus_tap(stack, {"detail-type": ["task.triggered"]})
 
     status, accepted = call(api, "POST", "/v1/tasks/trigger", "/v1/tasks/trigger",
                             body={"event_type": "PURCHASE", "user_id": "u-9", "event_data": {"amount": 1200}})
     assert status == 202 and accepted["status"] == "ACCEPTED"
-    detail = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])["detail"]
+    detail = delivered()[0]["detail"]
     assert detail["event_id"] == accepted["event_id"] and detail["tenant_id"] == "t1"
     assert (detail["event_type"], detail["user_id"], detail["event_data"]) == ("PURCHASE", "u-9", {"amount": 1200})
     future = call(api, "POST", "/v1/tasks/trigger", "/v1/tasks/trigger",

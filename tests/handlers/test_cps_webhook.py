@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from marketing.cps.signing import signed_headers
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
 ADMIN = claims("t1", "ops", "[admin]")
 ROUTE = "/v1/cps/{tenant_id}/{platform}/orders"
@@ -191,18 +191,13 @@ def test_unknown_pid_is_stored_without_commission(fns, stack):
 
 
 def test_orders_publish_paid_and_refunded_events_once_per_fact(fns, abc, stack):
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.ref("EventBus")
-    events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps({"source": ["marketing.cps"]}))
-    events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    read_bus = bus_tap(stack, {"source": ["marketing.cps"]})
 
     webhook(fns, order(abc))
     webhook(fns, order(abc))
     webhook(fns, order(abc, "REFUNDED", refund_price=5000))
 
-    delivered = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    delivered = read_bus()
     assert sorted(e["detail-type"] for e in delivered) == ["cps.order_paid", "cps.order_refunded"]
     paid = next(e["detail"] for e in delivered if e["detail-type"] == "cps.order_paid")
     assert {k: paid[k] for k in ("tenant_id", "platform", "order_id", "pid", "promoter_id", "commission")} == {

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
 ADMIN = claims("t1", "ops", "[admin]")
 USER = claims("t1", "u-1001", "[user]")
@@ -203,12 +203,7 @@ def test_promo_owner_and_qr_code(track_api):
 
 def test_records_emit_domain_events(track_api, stack):
     # Given a queue subscribed to tracking events on the bus
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.ref("EventBus")
-    events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps({"source": ["marketing.tracking"]}))
-    events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    delivered_events = bus_tap(stack, {"source": ["marketing.tracking"]})
 
     # When a new user arrives, and the same call is repeated
     record = body_of(track_api(sample_event("track_api/post_track_new_user.json")))
@@ -216,8 +211,7 @@ def test_records_emit_domain_events(track_api, stack):
     post_track(track_api, {"user_id": "v", "track_type": 1, "referrer": "r"})
 
     # Then the bus carried track.new_user twice with one event id (at least once), and one track.visit
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-    delivered = [json.loads(m["Body"]) for m in messages]
+    delivered = delivered_events()
     kinds = sorted(e["detail-type"] for e in delivered)
     assert kinds == ["track.new_user", "track.new_user", "track.visit"]
     new_user = [e["detail"] for e in delivered if e["detail-type"] == "track.new_user"]

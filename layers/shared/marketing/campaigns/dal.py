@@ -20,8 +20,6 @@ from botocore.exceptions import ClientError
 
 from marketing.core import dynamo, pagination
 
-_KEYS = {"pk", "sk", "gsi1pk", "gsi1sk"}
-
 
 class ConditionFailed(Exception):
     """A guarded write found the item in another state; `item` is what DynamoDB saw (or None)."""
@@ -32,10 +30,7 @@ class ConditionFailed(Exception):
         self.reasons = reasons or []
 
 
-def _strip(item: dict[str, Any] | None) -> dict[str, Any] | None:
-    if item is None:
-        return None
-    return {k: v for k, v in dynamo.plain(item).items() if k not in _KEYS}
+_strip = dynamo.entity
 
 
 def _old_image(raw: dict | None) -> dict | None:
@@ -62,20 +57,6 @@ def _transact(actions: list[dict]) -> None:
         raise ConditionFailed(_old_image(item), reasons) from exc
 
 
-def _set_clause(fields: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any], list[str]]:
-    """`SET #a = :a, ...` for non-None fields; None fields are removed."""
-    names, values, sets, removes = {}, {}, [], []
-    for i, (name, value) in enumerate(fields.items()):
-        names[f"#f{i}"] = name
-        if value is None:
-            removes.append(f"#f{i}")
-        else:
-            values[f":f{i}"] = value
-            sets.append(f"#f{i} = :f{i}")
-    expression = ("SET " + ", ".join(sets)) if sets else ""
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
-    return expression.strip(), names, values, removes
 
 
 def _page(partition: str, prefix: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
@@ -149,7 +130,7 @@ def _same_audience(old: str | None) -> tuple[str, dict]:
 def update_campaign(tenant: str, campaign_id: str, fields: dict[str, Any], old_audience: str | None) -> dict:
     """Replace the campaign's fields unless it has ENDED, guarded on the audience it had when read, so the
     audiences' reference counts move exactly once."""
-    expression, names, values, _ = _set_clause(fields)
+    expression, names, values = dynamo.update_expression(fields)
     same, same_values = _same_audience(old_audience)
     actions = [{"Update": {
         "Key": campaign_key(tenant, campaign_id), "UpdateExpression": expression,
@@ -202,7 +183,7 @@ def create_audience(tenant: str, audience: dict[str, Any]) -> None:
 
 
 def update_audience(tenant: str, audience_id: str, fields: dict[str, Any]) -> dict:
-    expression, names, values, _ = _set_clause(fields)
+    expression, names, values = dynamo.update_expression(fields)
     try:
         answer = dynamo.table().update_item(
             Key=audience_key(tenant, audience_id), UpdateExpression=expression,
@@ -263,7 +244,7 @@ def update_task(tenant: str, task_id: str, fields: dict[str, Any]) -> dict:
     """Replace the task's fields (its campaign links stay); the period never changes, as progress is keyed
     by it. The event index moves with `event_type`."""
     fields = {**fields, "gsi1pk": _event_index(tenant, fields["event_type"])}
-    expression, names, values, _ = _set_clause(fields)
+    expression, names, values = dynamo.update_expression(fields)
     try:
         answer = dynamo.table().update_item(
             Key=task_key(tenant, task_id), UpdateExpression=expression,

@@ -41,6 +41,35 @@ def plain(value: Any) -> Any:
     return value
 
 
+TABLE_KEYS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
+
+
+def entity(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item as the domain sees it: plain values, without the table's key attributes."""
+    if item is None:
+        return None
+    return {k: v for k, v in plain(item).items() if k not in TABLE_KEYS}
+
+
+def update_expression(fields: dict[str, Any], *, extra_set: tuple[str, ...] = (),
+                      extra: str = "") -> tuple[str, dict[str, str], dict[str, Any]]:
+    """`SET #f0 = :f0, ... REMOVE #f1` for a partial update: a None value removes the attribute.
+    `extra_set` adds raw SET assignments, `extra` a raw clause (`ADD version :one`)."""
+    names, values, sets, removes = {}, {}, list(extra_set), []
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+    expression = ("SET " + ", ".join(sets)) if sets else ""
+    expression += f" {extra}" if extra else ""
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return expression.strip(), names, values
+
+
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 

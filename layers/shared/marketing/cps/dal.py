@@ -18,8 +18,6 @@ from botocore.exceptions import ClientError
 
 from marketing.core import dynamo, pagination
 
-KEYS = {"pk", "sk", "gsi1pk", "gsi1sk"}
-
 
 class AlreadyRegistered(Exception):
     """The user is an affiliate already (a concurrent registration may have won)."""
@@ -37,8 +35,7 @@ class StaleOrder(Exception):
     """The order changed since it was read: read it again and merge again."""
 
 
-def _strip(item: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if item is None else {k: v for k, v in dynamo.plain(item).items() if k not in KEYS}
+_strip = dynamo.entity
 
 
 def _aff_pk(tenant: str, user_id: str) -> str:

@@ -26,7 +26,6 @@ from botocore.exceptions import ClientError
 from marketing.core import dynamo, pagination
 
 SWEEP_PARTITIONS = 4
-_KEYS = {"pk", "sk", "gsi1pk", "gsi1sk"}
 _CONFLICT_RETRIES = 5
 
 
@@ -82,10 +81,7 @@ def hash_of(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-def strip(item: dict[str, Any] | None) -> dict[str, Any] | None:
-    if item is None:
-        return None
-    return {k: v for k, v in dynamo.plain(item).items() if k not in _KEYS}
+strip = dynamo.entity
 
 
 def _present(data: dict[str, Any]) -> dict[str, Any]:
@@ -166,15 +162,9 @@ def list_rewards(t: str, limit: int, next_token: str | None) -> tuple[list[dict]
 
 
 def update_reward(t: str, rid: str, fields: dict[str, Any], updated_at: str) -> dict:
-    names, values, sets, removes = {}, {":now": updated_at, ":one": 1}, ["updated_at = :now"], []
-    for i, (name, value) in enumerate(fields.items()):
-        names[f"#f{i}"] = name
-        if value is None:
-            removes.append(f"#f{i}")
-        else:
-            values[f":v{i}"] = value
-            sets.append(f"#f{i} = :v{i}")
-    expression = "SET " + ", ".join(sets) + " ADD version :one" + (" REMOVE " + ", ".join(removes) if removes else "")
+    expression, names, values = dynamo.update_expression(fields, extra_set=("updated_at = :now",),
+                                                         extra="ADD version :one")
+    values = {**values, ":now": updated_at, ":one": 1}
     try:
         answer = dynamo.table().update_item(
             Key=reward_key(t, rid), UpdateExpression=expression, ExpressionAttributeNames=names,

@@ -46,10 +46,7 @@ def _referrer_pk(tenant: str, referrer: str) -> str:
     return f"T#{tenant}#REF#{referrer}"
 
 
-def _strip(item: dict[str, Any] | None) -> dict[str, Any] | None:
-    if item is None:
-        return None
-    return {k: v for k, v in dynamo.plain(item).items() if k not in {"pk", "sk", "gsi1pk", "gsi1sk"}}
+_strip = dynamo.entity
 
 
 def get_promo(tenant: str, user_id: str, track_type: int, *, consistent: bool = False) -> dict | None:
