@@ -1,6 +1,8 @@
-"""A fix for moto's DynamoDB transactions, applied wherever moto runs here (the local stack, tests, benches).
+"""Two fixes for moto 5.2, applied wherever moto runs here (the local stack, tests, benches).
 
-moto 5.2 backs up a transaction by deep-copying the whole table once per action, so a 100-action
+EventBridge: events delivered to SQS targets lack `account` (see `_EVENT_TEMPLATE_WITH_ACCOUNT`).
+
+DynamoDB transactions: moto 5.2 backs up a transaction by deep-copying the whole table once per action, so a 100-action
 transaction copies the table 100 times: time grows with the table and a few thousand items make every
 transaction take seconds. Here a transaction backs up only the items it touches and restores them if it is
 cancelled: the same all-or-nothing outcome, at a cost independent of the table's size.
@@ -14,6 +16,7 @@ from typing import Any
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend, DynamoType
 from moto.dynamodb.models.table import Table
+from moto.events.utils import EventTemplateParser
 
 _original = DynamoDBBackend.transact_write_items
 
@@ -58,7 +61,15 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         raise
 
 
+# moto's default input template for EventBridge targets drops `account`, which AWS always sends (and which
+# Powertools' EventBridgeModel requires).
+_EVENT_TEMPLATE_WITH_ACCOUNT = ('{"id": "<id>", "time": <time>, "version": "0", "detail-type": "<detail-type>", '
+                                '"source": "<source>", "account": "<account>", "region": "<region>", '
+                                '"resources": <resources>, "detail": <detail>}')
+
+
 def apply() -> None:
+    EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = _EVENT_TEMPLATE_WITH_ACCOUNT
     if DynamoDBBackend.transact_write_items is not transact_write_items:
         models.copy = _CopyWithoutTableBackup()  # type: ignore[assignment]
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -127,3 +127,20 @@ def test_queue_and_rule_delivery_with_partial_failures_and_dead_letters(restore_
         assert (count("bus:ok"), count("bus:bad"), count("bus:skip")) == (1, 3, 0)
     finally:
         stack.stop()
+
+
+def test_bus_to_queue_delivery_carries_the_whole_envelope():
+    # AWS always sends `account`; Powertools' EventBridgeModel requires it (moto's default template drops it).
+    from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+    from moto import mock_aws
+
+    with mock_aws():
+        sqs, events = boto3.client("sqs", region_name="us-east-1"), boto3.client("events", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="r", EventPattern=json.dumps({"source": ["x"]}))
+        events.put_targets(Rule="r", Targets=[{"Id": "1", "Arn": arn}])
+        events.put_events(Entries=[{"Source": "x", "DetailType": "d", "Detail": json.dumps({"a": 1})}])
+        body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
+    parsed = EventBridgeModel.model_validate(body)
+    assert (parsed.account, parsed.detail_type, parsed.detail) == ("123456789012", "d", {"a": 1})
