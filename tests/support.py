@@ -41,7 +41,9 @@ def mocked_stack(stack_name: str = "test") -> Iterator[provision.Stack]:
         stack = provision.create(TEMPLATE, lambda service: boto3.client(service, region_name=REGION), stack_name)
         saved = dict(os.environ)
         for spec in function_specs(TEMPLATE, stack.resolver, stack_name):
-            os.environ.update(spec.environment)
+            # The harness's own Powertools settings (quiet logs, no metrics, no tracing) win over the template's.
+            os.environ.update({k: v for k, v in spec.environment.items()
+                               if not (k.startswith("POWERTOOLS_") and k in saved)})
         reset_clients()
         try:
             yield stack
