@@ -54,6 +54,18 @@ def test_page_tokens_round_trip_and_refuse_other_partitions():
     assert pagination.encode(None) is None and pagination.decode(None, partition={}) is None
 
 
+@pytest.mark.parametrize("key", [
+    {"pk": "T#t1#U#a"},                                                        # no sort key: DynamoDB refuses it
+    {"pk": "T#t1#U#a", "sk": "ARRIVAL#1#x", "gsi1pk": "g", "gsi1sk": "x"},     # an index's token on the table
+    {"pk": "T#t1#U#a", "sk": "DOWN#01#x"},                                     # another query of the partition
+])
+def test_page_tokens_must_be_a_key_of_the_query_itself(key):
+    query = {"partition": {"pk": "T#t1#U#a"}, "key_names": ("pk", "sk"), "sort_prefix": ("sk", "ARRIVAL#")}
+    assert pagination.decode(pagination.encode({"pk": "T#t1#U#a", "sk": "ARRIVAL#2#y"}), **query)
+    with pytest.raises(BadRequest):
+        pagination.decode(pagination.encode(key), **query)
+
+
 def test_codes_and_ids():
     code = random_code(12)
     assert len(code) == 12 and set(code) <= set(UNAMBIGUOUS_ALPHABET)

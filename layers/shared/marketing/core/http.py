@@ -98,15 +98,15 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
     """The verified caller of the request being resolved; refuses a request naming another tenant."""
     event = app.current_event
     who = caller_from_claims(event.request_context.authorizer.jwt_claim)
-    named = (event.query_string_parameters or {}).get("tenant_id")
-    if named is None and event.body:
+    named = [(event.query_string_parameters or {}).get("tenant_id")]
+    if event.body:  # checked even when the query names the caller's tenant: both must
         try:
             body = event.json_body
         except ValueError:
             body = None  # validation answers for a malformed body
         if isinstance(body, dict):
-            named = body.get("tenant_id")
-    if named is not None and str(named) != who.tenant_id:
+            named.append(body.get("tenant_id"))
+    if any(n is not None and str(n) != who.tenant_id for n in named):
         raise Forbidden("the request names another tenant")
     return who
 

@@ -1,7 +1,9 @@
-"""Opaque page tokens: base64 of `LastEvaluatedKey`, checked against the query's own partition.
+"""Opaque page tokens: base64 of `LastEvaluatedKey`, checked against the query it is given to.
 
-A token that does not decode, or whose partition is not the one being queried (another tenant's, say),
-is a 400: a crafted token can never page through data outside the caller's query.
+A token that does not decode, whose partition is not the one being queried (another tenant's, say), whose
+sort key lies outside the query's prefix, or whose attributes are not exactly the key of the table or index
+queried, is a 400: a crafted token can never page through data outside the caller's query, and never
+reaches DynamoDB (which refuses a start key of another shape or outside the query: a 500 for us).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from boto3.dynamodb.conditions import Key
 from marketing.core.errors import BadRequest
 
 MAX_LIMIT = 100
+# Key attributes of the table and of its indexes, as template.yaml defines them: an index query's
+# LastEvaluatedKey carries both the table's key and the index's.
+TABLE_KEY = ("pk", "sk")
+INDEX_KEYS = {"gsi1": ("gsi1pk", "gsi1sk")}
 
 
 def encode(last_key: dict[str, Any] | None) -> str | None:
@@ -24,8 +30,10 @@ def encode(last_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token: str | None, *, partition: dict[str, str]) -> dict[str, Any] | None:
-    """The `ExclusiveStartKey` for `token`, which must name exactly the `partition` attributes given."""
+def decode(token: str | None, *, partition: dict[str, str], key_names: tuple[str, ...] | None = None,
+           sort_prefix: tuple[str, str] | None = None) -> dict[str, Any] | None:
+    """The `ExclusiveStartKey` for `token`, which must name exactly the `partition` attributes given, carry
+    exactly the attributes `key_names` (when given) and a sort key starting with `sort_prefix`'s prefix."""
     if not token:
         return None
     try:
@@ -37,6 +45,9 @@ def decode(token: str | None, *, partition: dict[str, str]) -> dict[str, Any] | 
         raise BadRequest("next_token does not belong to this query", details=[{"field": "next_token"}])
     if not all(isinstance(v, str) for v in key.values()):
         raise BadRequest("next_token is not a valid page token", details=[{"field": "next_token"}])
+    if (key_names is not None and set(key) != set(key_names)) or \
+            (sort_prefix and not key.get(sort_prefix[0], "").startswith(sort_prefix[1])):
+        raise BadRequest("next_token does not belong to this query", details=[{"field": "next_token"}])
     return key
 
 
@@ -67,7 +78,8 @@ def query_page(
         kwargs["IndexName"] = index
     if filter_expression is not None:
         kwargs["FilterExpression"] = filter_expression
-    start = decode(next_token, partition=partition)
+    start = decode(next_token, partition=partition, sort_prefix=sort_prefix,
+                   key_names=TABLE_KEY + INDEX_KEYS[index] if index else TABLE_KEY)
     if start:
         kwargs["ExclusiveStartKey"] = start
     answer = table.query(**kwargs)
