@@ -26,8 +26,9 @@ def _client():
 
 
 def envelope(caller: Caller, event_id: str, detail: dict[str, Any], occurred_at: str | None = None) -> dict:
-    return {"event_id": event_id, "tenant_id": caller.tenant_id, "app_id": caller.app_id,
-            "occurred_at": occurred_at or now_iso(), **detail}
+    # The envelope's fields come last: no detail can overwrite the tenant or the event id.
+    return {**detail, "event_id": event_id, "tenant_id": caller.tenant_id, "app_id": caller.app_id,
+            "occurred_at": occurred_at or now_iso()}
 
 
 def publish(caller: Caller, *, source: str, detail_type: str, event_id: str, detail: dict[str, Any],
