@@ -1,6 +1,7 @@
 """POST /v1/cps/{tenant_id}/{platform}/orders: a CPS platform's signed order update. No JWT: the
 platform authenticates with an HMAC signature made with its per-tenant key (marketing.cps.signing)."""
 
+import base64
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -16,7 +17,8 @@ app = build_resolver()
 @app.post("/v1/cps/<tenant_id>/<platform>/orders")
 def order_update(tenant_id: Annotated[Identifier, Path()], platform: Annotated[Platform, Path()]) -> Ingested:
     event = app.current_event
-    raw = event.decoded_body.encode() if isinstance(event.decoded_body, str) else event.decoded_body or b""
+    # The signature covers the bytes the platform sent: decode base64 to bytes, never through text.
+    raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
     return service.ingest_webhook(tenant_id, platform, dict(event.headers or {}), raw)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -135,14 +136,15 @@ def lambda_handler_for(app: APIGatewayHttpResolver, *, idempotent_writes: bool =
             raise _DoNotRemember(answer)
         return answer
 
-    if idempotent_writes:
-        once = idempotent(
+    @cache
+    def remembered() -> Callable:
+        # Built on the first request that carries the header, not at import: the persistence layer makes a
+        # boto3 client, which every cold start would pay for although most requests never need it.
+        return idempotent(
             persistence_store=_persistence_layer(),
             config=IdempotencyConfig(event_key_jmespath=_IDEMPOTENCY_KEY_PATH,
                                      payload_validation_jmespath="body", expires_after_seconds=24 * 3600),
         )(resolve)
-    else:
-        once = resolve
 
     def respond(error: Response) -> dict:
         return {"statusCode": error.status_code, "headers": {"Content-Type": "application/json"},
@@ -152,10 +154,10 @@ def lambda_handler_for(app: APIGatewayHttpResolver, *, idempotent_writes: bool =
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event: dict, context: Any) -> dict:
-        wants_once = IDEMPOTENCY_HEADER in (event.get("headers") or {}) and \
+        wants_once = idempotent_writes and IDEMPOTENCY_HEADER in (event.get("headers") or {}) and \
             event.get("requestContext", {}).get("http", {}).get("method") != "GET"
         try:
-            return once(event, context) if wants_once else resolve(event, context)
+            return remembered()(event, context) if wants_once else resolve(event, context)
         except _DoNotRemember as failed:
             return failed.response
         except IdempotencyAlreadyInProgressError:

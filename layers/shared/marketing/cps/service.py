@@ -84,9 +84,9 @@ def configure(caller: Caller, body: SettingsIn) -> Settings:
 # --- affiliates ---------------------------------------------------------------------------------------------
 
 def _affiliate(caller: Caller, profile: dict) -> Affiliate:
-    code = profile["invite_code"]
-    return Affiliate(user_id=profile["user_id"], inviter_id=profile.get("inviter_id"), invite_code=code,
-                     invite_url=tracking.share_url(code), qrcode_svg=tracking.promo_qr_svg(caller, code),
+    url = tracking.share_url(profile["invite_code"])
+    return Affiliate(user_id=profile["user_id"], inviter_id=profile.get("inviter_id"),
+                     invite_code=profile["invite_code"], invite_url=url, qrcode_svg=tracking.qr_svg(url),
                      pid=profile["pid"], created_at=profile["created_at"])
 
 
@@ -279,7 +279,9 @@ def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, 
              "promoter_id": promoter, "hold_days": hold_days,
              "shares": [s.__dict__ for s in ledger.shares], "reversed": list(ledger.reversed),
              "available_at": ledger.available_at, "version": version, "updated_at": stamp,
-             "day": base.get("day") or _order_day(order, stamp), f"via_{via}": True,
+             # Filed under the day it was paid (reconciliation's day); until then, the day it was first seen.
+             "day": _order_day(order, stamp) if step.paid_now else base.get("day") or _order_day(order, stamp),
+             f"via_{via}": True,
              "outbox": list(base.get("outbox", []))}
     if paying and order.paid_at:
         saved["paid_at"] = iso(order.paid_at)

@@ -60,7 +60,9 @@ def signed_headers(tenant_id: str, platform: str, body: bytes, *, timestamp: int
 def verify(tenant_id: str, platform: str, body: bytes, timestamp: str | None, signature: str | None,
            *, now: float | None = None) -> bool:
     """True only for a fresh timestamp and the signature of this tenant's key over exactly these bytes."""
-    if not timestamp or not signature or not timestamp.isdigit():
+    # Headers are attacker-controlled: ASCII digits of a sane length only (int() of 5,000 digits raises, and
+    # "²".isdigit() is true), and the signature is compared as bytes (compare_digest refuses non-ASCII text).
+    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > TOLERANCE_SECONDS:
         return False
@@ -68,7 +70,7 @@ def verify(tenant_id: str, platform: str, body: bytes, timestamp: str | None, si
     if not secret:
         return False
     expected = sign(tenant_key(secret, tenant_id), timestamp, body)
-    return hmac.compare_digest(expected, signature.strip().lower())
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode("utf-8", "replace"))
 
 
 if __name__ == "__main__":  # pragma: no cover - a tool for people

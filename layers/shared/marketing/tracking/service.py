@@ -77,9 +77,12 @@ def promo_owner(caller: Caller, promcode: str) -> PromoOwner:
 
 def promo_qr_svg(caller: Caller, promcode: str) -> str:
     """A QR code of the share URL (the seed's `wxbcode`), as SVG for posters and sharing cards."""
-    owner = promo_owner(caller, promcode)
+    return qr_svg(promo_owner(caller, promcode).share_url)
+
+
+def qr_svg(url: str) -> str:
     out = io.BytesIO()
-    segno.make(owner.share_url, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False)
+    segno.make(url, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False)
     return out.getvalue().decode()
 
 
