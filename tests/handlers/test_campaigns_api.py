@@ -500,6 +500,23 @@ def test_a_repeated_task_completed_message_grants_once(api, engine, worker, stac
     assert (stock.available, stock.reserved, stock.issued) == (4, 0, 1)
 
 
+def test_a_repeat_of_a_distributed_grant_sends_reward_granted_again(api, engine, worker, stack):
+    # Given a grant already DISTRIBUTED (its event may have been lost after the status moved)
+    reward = make_reward(stock=5)
+    setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "evt-1"))
+    sqs, url = boto3.client("sqs"), stack.queue_urls["GrantQueue"]
+    body = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["Body"]
+    assert drain(stack, worker) == []
+    delivered = bus_tap(stack, {"detail-type": ["reward.granted"]})
+    # When the completion message arrives again
+    sqs.send_message(QueueUrl=url, MessageBody=body)
+    assert drain(stack, worker) == []
+    # Then reward.granted goes out again with the same event id: at least once, consumers drop the repeat
+    events = delivered()
+    assert len(events) == 1 and events[0]["detail"]["status"] == "DISTRIBUTED"
+
+
 def test_business_metrics_are_emitted(api, engine, worker, stack, monkeypatch, capsys):
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     reward = make_reward()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -150,6 +151,9 @@ def test_out_of_order_ends_where_in_order_ends(fns, abc, stack):
     {"X-Timestamp": str(int(time.time()))},
     {"X-Timestamp": str(int(time.time())), "X-Signature": "0" * 64},
     "stale", "other-tenant", "other-secret", "tampered",
+    {"X-Timestamp": "1" * 5000, "X-Signature": "0" * 64},            # int() refuses 5,000 digits
+    {"X-Timestamp": "\u00b2", "X-Signature": "0" * 64},               # a digit to isdigit(), not to int()
+    "non-ascii-signature",
 ])
 def test_unsigned_wrong_and_stale_webhooks_are_401_and_store_nothing(fns, stack, headers):
     body = order("ANYPID")
@@ -160,11 +164,25 @@ def test_unsigned_wrong_and_stale_webhooks_are_401_and_store_nothing(fns, stack,
         headers = signed_headers("t2", "fake", raw)
     elif headers == "other-secret":
         headers = signed_headers("t1", "fake", raw, secret="guessed")
+    elif headers == "non-ascii-signature":
+        headers = {**signed_headers("t1", "fake", raw), "X-Signature": "\u00e9" * 64}
     elif headers == "tampered":
         headers = signed_headers("t1", "fake", json.dumps({**body, "commission": 9}).encode())
     answer = webhook(fns, raw.decode(), headers=headers)
     assert answer["statusCode"] == 401
     assert body_of(answer)["error"]["code"] == "UNAUTHORIZED"
+    assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
+
+
+def test_a_base64_body_is_checked_over_its_bytes_and_never_a_500(fns, stack):
+    # Given a body that is not UTF-8, sent base64-encoded as API Gateway does for binary payloads
+    raw = b"\xff\xfe not utf-8"
+    event = http_event("POST", "/v1/cps/t1/fake/orders", ROUTE, body="x",
+                       headers=signed_headers("t1", "fake", raw))
+    event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
+    # Then its signature verifies over the bytes, and the body is refused as invalid, not as a crash
+    answer = fns["hook"](event)
+    assert answer["statusCode"] == 422
     assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
 
 

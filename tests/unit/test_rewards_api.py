@@ -139,3 +139,17 @@ def test_shards_hold_the_invariant_and_stock_changes_respect_the_floor(stack):
     assert service.change_stock(ADMIN, reward_id, StockChange(delta=7)).stock.available == 7
     assert service.change_stock(ADMIN, reward_id, StockChange(delta=-6)).stock.model_dump() == \
         {"total": 6, "available": 1, "reserved": 5, "issued": 0}
+
+
+def test_a_repeated_reservation_that_took_the_last_units_is_answered_not_refused(stack):
+    # Given a flash-sale reward of 2 units over 2 shards, drained by two reservations
+    reward_id = make_reward(total_stock=2, shards=2)
+    first = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
+    # When the first is repeated (a retried grant), no shard has stock left
+    again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    # Then it gets its own reservation back, and nothing more was taken
+    assert again["reservation_id"] == first["reservation_id"] and again["shard"] == first["shard"]
+    assert stock(reward_id)["reserved"] == 2
+    with pytest.raises(OutOfStock):
+        api.reserve(T, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r-3")

@@ -54,9 +54,12 @@ class _Pipeline:
         self.tenant, self.app_id, self.log, self.attempt = tenant, app_id, log, attempt
         self.grant_id = log["completion_id"]
         self.reward: dict | None = None
+        self._issued_once: dict | None = None
 
     def run(self, grant: dict) -> dict:
         if grant["status"] in FINAL:
+            if grant["status"] == "DISTRIBUTED":
+                self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
             return grant
         self.reward = rewards.get_reward(self.tenant, self.log["reward_id"])
         if self.reward is None:
@@ -118,7 +121,13 @@ class _Pipeline:
 
     # --- generator ---
     def _issued(self) -> dict:
-        """What the user gets; a redeem code is issued once per grant (a repeat returns the same code)."""
+        """What the user gets, computed once per attempt (generation and the payload both need it)."""
+        if self._issued_once is None:
+            self._issued_once = self._generate_issue()
+        return self._issued_once
+
+    def _generate_issue(self) -> dict:
+        """A redeem code is issued once per grant (a repeat returns the same code)."""
         reward, content = self.reward, self.reward.get("content", {})
         kind = reward["reward_type"]
         if kind == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code":

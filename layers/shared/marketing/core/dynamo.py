@@ -6,6 +6,8 @@ before tests or the local stack configured their endpoint.
 
 from __future__ import annotations
 
+import random
+import time
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -85,12 +87,34 @@ def cancellation_reasons(exc: ClientError) -> list[str]:
     return [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
 
 
+# Cancellation reasons that say nothing about our conditions: another writer or the service was busy.
+_TRANSIENT = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+TRANSACT_ATTEMPTS = 5
+
+
+def _only_transient(exc: ClientError) -> bool:
+    if error_code(exc) == "TransactionInProgressException":
+        return True
+    if error_code(exc) != "TransactionCanceledException":
+        return False
+    reasons = {r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])}
+    return bool(reasons & _TRANSIENT) and reasons <= _TRANSIENT | {"None"}
+
+
 def transact_write(actions: list[dict[str, Any]], *, token: str | None = None) -> None:
     """`TransactWriteItems` on our table: each action is `{"Put"|"Update"|"Delete"|"ConditionCheck": {...}}`
-    without `TableName`. `token` makes a retried transaction idempotent for 10 minutes."""
+    without `TableName`. `token` makes a retried transaction idempotent for 10 minutes. A cancellation caused
+    only by conflicts or throttling is retried with jittered backoff; a failed condition is raised at once."""
     name = config.table_name()
     items = [{kind: {"TableName": name, **body}} for action in actions for kind, body in action.items()]
     kwargs: dict[str, Any] = {"TransactItems": items}
     if token:
         kwargs["ClientRequestToken"] = token[:36]
-    client().transact_write_items(**kwargs)
+    for attempt in range(TRANSACT_ATTEMPTS):
+        try:
+            client().transact_write_items(**kwargs)
+            return
+        except ClientError as exc:
+            if attempt == TRANSACT_ATTEMPTS - 1 or not _only_transient(exc):
+                raise
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))

@@ -24,9 +24,9 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from marketing.core import dynamo, pagination
+from marketing.core.errors import Conflict
 
 SWEEP_PARTITIONS = 4
-_CONFLICT_RETRIES = 5
 
 
 class ConditionFailed(Exception):
@@ -90,16 +90,15 @@ def _present(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def transact(actions: list[dict]) -> None:
-    """A transaction, retried while DynamoDB reports only conflicts or throttling; a refused condition
-    raises ConditionFailed with the reasons."""
-    for attempt in range(_CONFLICT_RETRIES):
-        try:
-            dynamo.transact_write(actions)
-            return
-        except ClientError as exc:
-            reasons = dynamo.cancellation_reasons(exc)
-            if "ConditionalCheckFailed" in reasons or attempt == _CONFLICT_RETRIES - 1:
-                raise ConditionFailed(reasons) from exc
+    """A transaction (core retries conflicts and throttling); a refused condition raises ConditionFailed with
+    the reasons. Still busy after the retries is a 409 to try again, never a wrong answer about a condition."""
+    try:
+        dynamo.transact_write(actions)
+    except ClientError as exc:
+        reasons = dynamo.cancellation_reasons(exc)
+        if "ConditionalCheckFailed" not in reasons:
+            raise Conflict("the reward is busy; try again", code="BUSY") from exc
+        raise ConditionFailed(reasons) from exc
 
 
 def _get(key: dict, consistent: bool = True) -> dict | None:

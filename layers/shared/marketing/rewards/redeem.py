@@ -358,18 +358,19 @@ def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str
     if issued:
         return IssuedCode(code=issued["code"], batch_id=issued.get("batch_id"), valid_until=issued.get("valid_until"))
     reward = live_reward(t, reward_id)
-    if reward["reward_type"] != "REDEEM_CODE":
+    if reward["reward_type"] != "REDEEM_CODE" and (reward.get("generator") or {}).get("type") != "redeem_code":
         raise InvalidInput("reward_id", f"reward {reward_id} is not a REDEEM_CODE reward")
     moment = now_iso()
     for batch in dal.batches_of_reward(t, reward_id):
         usable = batch["status"] == "DONE" and batch["claimed"] < batch["total"]
         if not usable or (batch.get("expire_time") and batch["expire_time"] <= moment):
             continue
-        offset = dal.claim_one(t, batch["batch_id"])
-        if offset is None:
-            continue
-        record = {**_code_record(batch, _maker(t, batch), batch["seq_start"] + offset), "assigned_to": user_id}
-        return _bind(t, grant_id, record, fresh=False)
+        while (offset := dal.claim_one(t, batch["batch_id"])) is not None:
+            record = {**_code_record(batch, _maker(t, batch), batch["seq_start"] + offset), "assigned_to": user_id}
+            issued = _bind(t, grant_id, record, fresh=False)
+            if issued:
+                return issued
+            # an operator assigned or revoked that code meanwhile: claim the next one
     generator = reward.get("generator") or {}
     length, prefix = generator.get("length", 12), generator.get("prefix")
     secret, seq = dal.allocate_codes(t, 1)
@@ -381,12 +382,15 @@ def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str
     return _bind(t, grant_id, record, fresh=True)
 
 
-def _bind(t: str, grant_id: str, record: dict, *, fresh: bool) -> IssuedCode:
+def _bind(t: str, grant_id: str, record: dict, *, fresh: bool) -> IssuedCode | None:
+    """Bind the code to the grant; None when the code itself was taken (assigned or revoked meanwhile)."""
     try:
         dal.issue_code(t, grant_id, record, fresh=fresh)
-    except dal.ConditionFailed:
+    except dal.ConditionFailed as failed:
         issued = dal.get_issued_code(t, grant_id)
         if issued is None:
+            if failed.failed(1) and not fresh:
+                return None
             raise
         logger.info("a concurrent call issued this grant's code", extra={"grant_id": grant_id})
         record = {"code": issued["code"], "batch_id": issued.get("batch_id"), "expire_time": issued.get("valid_until")}

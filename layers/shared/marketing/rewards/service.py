@@ -169,6 +169,10 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 if not failed.failed(1):
                     raise
         else:
+            # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
+            # it is answered with its reservation, not refused.
+            if dal.get_reservation(t, res_id):
+                return _existing_reservation(t, res_id, reward_id, user_id), False
             raise OutOfStock(f"reward {reward_id} has not {quantity} left in stock")
     raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
 
