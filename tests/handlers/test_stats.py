@@ -178,6 +178,15 @@ def test_a_user_may_send_only_their_own_events(fns, stack):
     assert len(receive_all(stack)) == 1
 
 
+def test_a_user_may_report_visits_and_shares_but_no_money_events(fns, stack):
+    user = claims("t1", "u1", "[user]")
+    paid = next(e for e in EVERY_FAMILY if e["event_type"] == "order.paid")
+    result = body_of(post_events(fns, [{**paid, "wu_id": "u1"}], claims_=user))
+    assert result["results"][0]["accepted"] is False
+    assert [e["field"] for e in result["results"][0]["errors"]] == ["events.0.event_type"]
+    assert receive_all(stack) == []
+
+
 def test_delayed_events_wait_on_the_queue_or_in_the_scheduler(fns, stack):
     soon = {**EVERY_FAMILY[0], "event_id": "soon", "deliver_at": iso(now() + timedelta(minutes=5))}
     later = {**EVERY_FAMILY[0], "event_id": "later", "deliver_at": iso(now() + timedelta(hours=2))}

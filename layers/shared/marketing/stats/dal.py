@@ -178,14 +178,16 @@ def _levels(tallies: list[Tally]) -> dict[tuple[str, str], int]:
 
 
 def _levels_of(keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    return {key: int(item["total"]) for key, item in _existing(keys).items()}
+    # Consistent: a level is re-read after its guard failed, and a stale read would fail the guard again.
+    return {key: int(item["total"]) for key, item in _existing(keys, consistent=True).items()}
 
 
-def _existing(keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+def _existing(keys: set[tuple[str, str]], *, consistent: bool = False) -> dict[tuple[str, str], dict]:
     """The items among `keys` that exist (BatchGetItem, 100 keys a request)."""
     ordered, name, found = sorted(keys), config.table_name(), {}
     for start in range(0, len(ordered), 100):
-        request: dict | None = {name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in ordered[start:start + 100]]}}
+        request: dict | None = {name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in ordered[start:start + 100]],
+                                       "ConsistentRead": consistent}}
         while request:
             answer = dynamo.client().batch_get_item(RequestItems=request)
             found |= {(item["pk"], item["sk"]): item for item in answer["Responses"].get(name, [])}

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from marketing.core.clock import iso, now
@@ -20,6 +21,7 @@ from marketing.stats.metrics import METRICS, Running, effect_of
 from marketing.stats.models import (
     EVENT_ADAPTER,
     EVENT_TYPES,
+    USER_EVENT_TYPES,
     Common,
     DayStats,
     EventBatchIn,
@@ -68,6 +70,8 @@ def _rule_errors(caller: Caller, index: int, event: Common, at: datetime) -> lis
         errors.append(err("deliver_at", "deliver_at is more than 30 days ahead"))
     if not caller.is_staff and event.wu_id != caller.sub:
         errors.append(err("wu_id", "a user may send only their own events"))
+    if not caller.is_staff and event.event_type not in USER_EVENT_TYPES:
+        errors.append(err("event_type", "a user may send only visits and shares; back ends send the rest"))
     return errors
 
 
@@ -95,7 +99,14 @@ def submit(caller: Caller, body: EventBatchIn) -> EventBatchResult:
         message = QueuedEvent(tenant_id=caller.tenant_id, app_id=caller.app_id, event=event).model_dump(mode="json")
         delay = delivery.delay_of(event.deliver_at, at)
         if delay > delivery.SQS_MAX_DELAY:
-            delivery.schedule(delivery.schedule_name(caller.tenant_id, event.event_id), message, event.deliver_at)
+            try:
+                delivery.schedule(delivery.schedule_name(caller.tenant_id, event.event_id), message,
+                                  event.deliver_at)
+            except ClientError:  # this event only: the others of the request still go
+                logger.exception("the scheduler refused an event", extra={"event_id": event.event_id})
+                results.append(EventResult(index=index, event_id=event.event_id, accepted=False, errors=[
+                    FieldError(field=f"events.{index}", message="the scheduler refused it: send again")]))
+                continue
             results.append(EventResult(index=index, event_id=event.event_id, accepted=True, delivery="scheduled"))
             continue
         queued.append((event.event_id, message, delay))
