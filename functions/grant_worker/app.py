@@ -2,11 +2,8 @@
 distribution must be retried is reported as a batch item failure and comes back after a backoff."""
 
 import json
-import os
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -16,21 +13,6 @@ from marketing.core.observability import logger, metrics, tracer
 
 # Report every failure item by item, even when the whole batch failed: only those records come back.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-BACKOFF_SECONDS = 10  # doubled per attempt, at most 15 minutes
-
-
-@cache
-def _sqs():
-    return boto3.client("sqs")
-
-
-def _back_off(record: SQSRecord, attempt: int) -> None:
-    """Push the message's next delivery back (10 s, 20 s, 40 s, ...): a struggling webhook gets room."""
-    try:
-        _sqs().change_message_visibility(QueueUrl=os.environ["GRANT_QUEUE_URL"], ReceiptHandle=record.receipt_handle,
-                                         VisibilityTimeout=min(900, BACKOFF_SECONDS * 2 ** (attempt - 1)))
-    except Exception:  # the retry still happens, after the queue's visibility timeout
-        logger.exception("could not set the backoff")
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -40,7 +22,7 @@ def record_handler(record: SQSRecord) -> None:
     try:
         grant = grants.process(completed.model_dump(), attempt)
     except grants.RetryLater:
-        _back_off(record, attempt)
+        grants.back_off(record.receipt_handle, attempt)
         raise
     logger.info("grant processed", extra={"grant_id": grant["grant_id"], "status": grant["status"]})
 

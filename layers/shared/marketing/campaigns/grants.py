@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime
+from functools import cache
 from typing import Any
+
+import boto3
 
 from marketing.campaigns import channels, dal
 from marketing.campaigns.models import Period
@@ -221,3 +224,19 @@ class _NoRecipient(Exception):
 def _inside(moment: datetime, start: str | None, end: str | None) -> bool:
     return (not start or moment >= parse_time(start)) and (not end or moment <= parse_time(end))
 
+
+BACKOFF_SECONDS = 10  # doubled per attempt, at most 15 minutes
+
+
+@cache
+def _sqs():
+    return boto3.client("sqs")
+
+
+def back_off(receipt_handle: str, attempt: int) -> None:
+    """Push a grant message's next delivery back (10 s, 20 s, 40 s, ...): a struggling webhook gets room."""
+    try:
+        _sqs().change_message_visibility(QueueUrl=os.environ["GRANT_QUEUE_URL"], ReceiptHandle=receipt_handle,
+                                         VisibilityTimeout=min(900, BACKOFF_SECONDS * 2 ** (attempt - 1)))
+    except Exception:  # the retry still happens, after the queue's visibility timeout
+        logger.exception("could not set the backoff")

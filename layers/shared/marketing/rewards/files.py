@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+from functools import cache
 
 import boto3
 
@@ -34,9 +35,15 @@ def render(rows: list[dict[str, str]], fmt: str) -> bytes:
     return out.getvalue().encode()
 
 
+@cache
+def _client(service: str):
+    """One client per service and container, built on first use (never at import)."""
+    return boto3.client(service)
+
+
 def publish_file(key: str, body: bytes, fmt: str) -> str:
     """Store the file privately and answer a URL that reads it for 15 minutes."""
-    s3 = boto3.client("s3")
+    s3 = _client("s3")
     bucket = os.environ["EXPORT_BUCKET_NAME"]
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=CONTENT_TYPES[fmt])
     return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_SECONDS)
@@ -44,7 +51,7 @@ def publish_file(key: str, body: bytes, fmt: str) -> str:
 
 def enqueue(messages: list[dict]) -> None:
     """Send work items to the code batch queue, ten per request."""
-    sqs = boto3.client("sqs")
+    sqs = _client("sqs")
     url = os.environ["CODE_BATCH_QUEUE_URL"]
     for start in range(0, len(messages), 10):
         entries = [{"Id": str(i), "MessageBody": json.dumps(m)} for i, m in enumerate(messages[start:start + 10])]
