@@ -9,6 +9,8 @@ import boto3
 import pytest
 
 from marketing.campaigns import channels
+from marketing.campaigns import dal as campaigns_dal
+from marketing.campaigns.periods import ONCE_KEY
 from marketing.core.identity import Caller, Role
 from marketing.rewards import service as rewards_service
 from marketing.rewards.models import RewardIn
@@ -285,6 +287,21 @@ def test_the_same_event_five_times_completes_once_and_grants_once(api, engine, w
     assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]
     _, stats = call(api, "GET", f"/v1/tasks/{tid}/completion-stats", "/v1/tasks/{task_id}/completion-stats")
     assert (stats["total_completions"], stats["unique_users"]) == (1, 1)
+
+
+def test_an_exact_target_reached_by_one_event_is_not_lost_to_a_racing_one(api, engine):
+    # Given a task completing at exactly 2 events, and event "a" that brought the progress to 2 but has not
+    # completed yet (its Lambda is still between the two writes)
+    reward = make_reward(stock=None)
+    _, tid = setup_task(api, reward["reward_id"], condition={"type": "count", "operator": "==", "value": 2})
+    assert engine(triggered("u-1", "first"))["outcomes"][0]["outcome"] == "COUNTED"
+    campaigns_dal.add_progress("t1", tid, "u-1", period_key=ONCE_KEY, event_id="a", amount=1, max_count=1)
+    # When a racing event "b" arrives, it may not overtake the target: it completes the task instead
+    assert engine(triggered("u-1", "b"))["outcomes"][0]["outcome"] == "COMPLETED"
+    # And the late completion of "a" finds the task complete
+    assert engine(triggered("u-1", "a"))["outcomes"][0]["outcome"] in ("DUPLICATE", "ALREADY_COMPLETE")
+    _, stats = call(api, "GET", f"/v1/tasks/{tid}/completion-stats", "/v1/tasks/{task_id}/completion-stats")
+    assert stats["total_completions"] == 1
 
 
 def test_count_condition_daily_period_and_max_count(api, engine):

@@ -361,10 +361,11 @@ def _progress_out(item: dict | None) -> dict | None:
 
 
 def add_progress(tenant: str, task_id: str, user_id: str, *, period_key: str, event_id: str, amount: int,
-                 max_count: int | None) -> dict:
+                 max_count: int | None, hold_at: int | None = None) -> dict:
     """Count one event towards the user's progress in `period_key`, at most once per event id, never after
-    the period's completion nor past `max_count`. One conditional UpdateItem: returns the new item, or raises
-    ConditionFailed with the item as it was (another period, a repeat, already complete)."""
+    the period's completion nor past `max_count`, and never past `hold_at` (an `==` target reached but not
+    yet completed: overtaking it would lose the completion). One conditional UpdateItem: returns the new
+    item, or raises ConditionFailed with the item as it was (another period, a repeat, already complete)."""
     guard = ("attribute_not_exists(pk) OR (period_key = :p AND NOT contains(event_ids, :e)"
              " AND (attribute_not_exists(completed_period) OR completed_period <> :p)")
     values: dict[str, Any] = {":p": period_key, ":e": event_id, ":es": {event_id}, ":n": amount, ":t": task_id,
@@ -372,6 +373,9 @@ def add_progress(tenant: str, task_id: str, user_id: str, *, period_key: str, ev
     if max_count is not None:
         guard += " AND (attribute_not_exists(completions) OR completions < :max)"
         values[":max"] = max_count
+    if hold_at is not None:
+        guard += " AND progress <> :hold"
+        values[":hold"] = hold_at
     return _update_progress(tenant, task_id, user_id, guard + ")",
                             "SET period_key = :p, task_id = :t, user_id = :u ADD progress :n, event_ids :es", values)
 

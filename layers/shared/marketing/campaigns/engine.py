@@ -125,11 +125,12 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
     key = period_key(task["period"], event.occurred_at)
     limit = 1 if task["period"] == Period.ONCE else task.get("max_count")
     tenant, task_id = event.tenant_id, task["task_id"]
+    exact = task["condition"]["value"] if task["condition"]["operator"] == "==" else None
     repeat = False
     for _ in range(_ATTEMPTS):
         try:
             item = dal.add_progress(tenant, task_id, user, period_key=key, event_id=event.event_id, amount=amount,
-                                    max_count=limit)
+                                    max_count=limit, hold_at=exact)
             break
         except dal.ConditionFailed as refused:
             old = refused.item
@@ -150,6 +151,9 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
                 continue  # another event started the period first: count this one in it
         if event.event_id in old["event_ids"]:
             item, repeat = old, True  # counted before, but its completion may not have happened
+            break
+        if exact is not None and old["period_key"] == key and old.get("progress") == exact:
+            item = old  # the exact target is reached and waits for its completion: complete it, count nothing
             break
     else:
         raise RuntimeError(f"progress of task {task_id} for {user} kept changing; the event will be retried")
