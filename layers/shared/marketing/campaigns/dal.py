@@ -70,16 +70,7 @@ def _get(pk: str, sk: str, *, consistent: bool = False) -> dict | None:
 
 
 def _batch_get(keys: list[dict[str, str]]) -> list[dict]:
-    """BatchGetItem in chunks of 100, retrying unprocessed keys."""
-    found: list[dict] = []
-    table = dynamo.table()
-    for start in range(0, len(keys), 100):
-        request = {table.name: {"Keys": keys[start:start + 100]}}
-        while request:
-            answer = dynamo.resource().batch_get_item(RequestItems=request)
-            found += [_strip(i) for i in answer.get("Responses", {}).get(table.name, [])]
-            request = answer.get("UnprocessedKeys") or None
-    return found
+    return [_strip(i) for i in dynamo.batch_get(keys)]
 
 
 # --- campaigns ---------------------------------------------------------------------------------------------

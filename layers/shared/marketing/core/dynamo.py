@@ -43,6 +43,25 @@ def plain(value: Any) -> Any:
     return value
 
 
+def batch_get(keys: list[dict[str, str]], *, consistent: bool = False) -> list[dict[str, Any]]:
+    """Every item of `keys` that exists, as stored (BatchGetItem, 100 keys a request; unprocessed keys are
+    asked again after a short, growing pause)."""
+    found: list[dict[str, Any]] = []
+    name = config.table_name()
+    for start in range(0, len(keys), 100):
+        pending: dict = {name: {"Keys": keys[start:start + 100], "ConsistentRead": consistent}}
+        for attempt in range(64):
+            answer = client().batch_get_item(RequestItems=pending)
+            found.extend(answer["Responses"].get(name, []))
+            pending = answer.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed for too long")  # never a silently partial answer
+    return found
+
+
 TABLE_KEYS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
 
 

@@ -106,16 +106,7 @@ def _get(key: dict, consistent: bool = True) -> dict | None:
 
 
 def batch_get(keys: list[dict]) -> list[dict]:
-    """Every item of `keys` that exists (BatchGetItem, 100 keys a request, unprocessed keys retried)."""
-    found: list[dict] = []
-    name = dynamo.table().name
-    for start in range(0, len(keys), 100):
-        pending: dict = {name: {"Keys": keys[start:start + 100], "ConsistentRead": True}}
-        while pending:
-            answer = dynamo.client().batch_get_item(RequestItems=pending)
-            found.extend(answer["Responses"].get(name, []))
-            pending = answer.get("UnprocessedKeys") or {}
-    return found
+    return dynamo.batch_get(keys, consistent=True)
 
 
 # --- rewards and stock ---

@@ -25,7 +25,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from marketing.core import config, dynamo, pagination
+from marketing.core import dynamo, pagination
 from marketing.core.observability import logger
 from marketing.stats.metrics import Running
 
@@ -183,16 +183,9 @@ def _levels_of(keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
 
 
 def _existing(keys: set[tuple[str, str]], *, consistent: bool = False) -> dict[tuple[str, str], dict]:
-    """The items among `keys` that exist (BatchGetItem, 100 keys a request)."""
-    ordered, name, found = sorted(keys), config.table_name(), {}
-    for start in range(0, len(ordered), 100):
-        request: dict | None = {name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in ordered[start:start + 100]],
-                                       "ConsistentRead": consistent}}
-        while request:
-            answer = dynamo.client().batch_get_item(RequestItems=request)
-            found |= {(item["pk"], item["sk"]): item for item in answer["Responses"].get(name, [])}
-            request = answer.get("UnprocessedKeys") or None
-    return found
+    """The items among `keys` that exist."""
+    items = dynamo.batch_get([{"pk": pk, "sk": sk} for pk, sk in sorted(keys)], consistent=consistent)
+    return {(item["pk"], item["sk"]): item for item in items}
 
 
 def _commit(tallies: list[Tally], taken: set, levels: dict) -> list[Tally]:
