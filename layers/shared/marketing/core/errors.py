@@ -54,3 +54,15 @@ class BadRequest(DomainError):
 
 class TooManyRequests(DomainError):
     status, code = 429, "TOO_MANY_REQUESTS"
+
+
+class ValidationFailed(DomainError):
+    """Input that fails its model; `details` name each field (`body.status`), as for Powertools' validation."""
+
+    status, code = 422, "VALIDATION_ERROR"
+
+    @classmethod
+    def of(cls, errors: list[dict[str, Any]], *, prefix: tuple[str, ...] = ()) -> ValidationFailed:
+        details = [{"field": ".".join(str(part) for part in (*prefix, *e.get("loc", ()))),
+                    "message": e.get("msg", e.get("type", "invalid")), "type": e.get("type", "")} for e in errors]
+        return cls(f"invalid request: {', '.join(d['field'] for d in details)}", details=details)

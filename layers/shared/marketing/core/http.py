@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from marketing.core import config
-from marketing.core.errors import DomainError, Forbidden
+from marketing.core.errors import DomainError, Forbidden, ValidationFailed
 from marketing.core.identity import Caller, caller_from_claims
 from marketing.core.observability import logger, metrics, tracer
 
@@ -51,17 +51,6 @@ def error_body(status: int, code: str, message: str, details: list | None = None
     )
 
 
-def _field_name(loc: tuple | list) -> str:
-    """`("body", "user_id")` → `body.user_id`; the parameter kind stays so the client knows where to look."""
-    return ".".join(str(part) for part in loc)
-
-
-def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
-    # Powertools hides pydantic's messages for safety; ours are written for clients and name no internals.
-    return [{"field": _field_name(e.get("loc", ())), "message": e.get("msg", e.get("type", "invalid")),
-             "type": e.get("type", "")} for e in exc.errors()]
-
-
 def build_resolver() -> APIGatewayHttpResolver:
     """A resolver with request and response validation and the project's error shape.
 
@@ -74,9 +63,8 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError):
-        details = _validation_details(exc)
-        fields = ", ".join(d["field"] for d in details)
-        return error_body(422, "VALIDATION_ERROR", f"invalid request: {fields}", details)
+        # Powertools hides pydantic's messages for safety; ours are written for clients and name no internals.
+        return _domain(ValidationFailed.of(list(exc.errors())))
 
     @app.exception_handler(ResponseValidationError)
     def _bad_response(exc: ResponseValidationError):

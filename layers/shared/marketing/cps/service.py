@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from marketing.core import events
 from marketing.core.clock import iso, now, now_iso
-from marketing.core.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from marketing.core.errors import Conflict, InvalidInput, NotFound, Unauthorized, ValidationFailed
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import random_code
 from marketing.core.observability import logger, metrics
@@ -44,16 +44,6 @@ PID_LENGTH = 10
 _PID_ATTEMPTS = 8
 _SAVE_ATTEMPTS = 10
 PULL_LOOKBACK = timedelta(hours=2)  # pulls overlap: a repeat of an order is harmless
-
-
-class InvalidBody(DomainError):
-    status, code = 422, "VALIDATION_ERROR"
-
-
-def _invalid_body(exc: ValidationError) -> InvalidBody:
-    details = [{"field": ".".join(["body", *map(str, e["loc"])]), "message": e["msg"], "type": e["type"]}
-               for e in exc.errors()]
-    return InvalidBody(f"invalid request: {', '.join(d['field'] for d in details)}", details=details)
 
 
 def platform_caller(tenant_id: str, platform: str) -> Caller:
@@ -180,19 +170,15 @@ def upline(caller: Caller, user_id: str) -> Upline:
 
 # --- orders: one ingestion path for webhooks and pulls ------------------------------------------------------
 
-def _parse(model: type[BaseModel], raw: bytes | dict) -> Any:
-    try:
-        return model.model_validate_json(raw) if isinstance(raw, bytes) else model.model_validate(raw)
-    except ValidationError as exc:
-        raise _invalid_body(exc) from exc
-
-
 def ingest_webhook(tenant_id: str, platform: str, headers: dict[str, str], raw_body: bytes) -> Ingested:
     """A platform's signed order update. The signature is checked before anything is read or written."""
     if not signing.verify(tenant_id, platform, raw_body, headers.get("x-timestamp"), headers.get("x-signature")):
         metrics.add_metric(name="CpsWebhookRejected", unit="Count", value=1)
         raise Unauthorized("missing, wrong or stale webhook signature")
-    order = _parse(OrderIn, raw_body)
+    try:
+        order = OrderIn.model_validate_json(raw_body)
+    except ValidationError as exc:
+        raise ValidationFailed.of(exc.errors(), prefix=("body",)) from exc
     return ingest(platform_caller(tenant_id, platform), platform, order, via="webhook")
 
 
