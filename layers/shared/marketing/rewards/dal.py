@@ -459,13 +459,15 @@ def finish_chunk(t: str, bid: str, start: int, count: int, total: int) -> None:
     """Count a written chunk once (the batch keeps the set of counted chunks; one conditional update), then
     close the batch when every chunk is in."""
     try:
-        dynamo.table().update_item(
+        counted = dynamo.table().update_item(
             Key=batch_key(t, bid), UpdateExpression="ADD generated :n, chunks :chunk",
-            ConditionExpression="NOT contains(chunks, :start)",
+            ConditionExpression="NOT contains(chunks, :start)", ReturnValues="UPDATED_NEW",
             ExpressionAttributeValues={":n": count, ":chunk": {str(start)}, ":start": str(start)})
+        if int(counted["Attributes"]["generated"]) < total:
+            return  # more chunks to come: only the last one closes the batch
     except ClientError as exc:
         if not dynamo.is_condition_failure(exc):
-            raise  # else: counted by an earlier delivery of this chunk
+            raise  # else: counted by an earlier delivery of this chunk, which may have died before closing
     try:
         dynamo.table().update_item(
             Key=batch_key(t, bid), UpdateExpression="SET #s = :done", ExpressionAttributeNames={"#s": "status"},

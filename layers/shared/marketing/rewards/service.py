@@ -207,12 +207,13 @@ def confirm(caller: Caller, reservation_id: str) -> Reservation:
     t = caller.tenant_id
     record = _reservation(t, reservation_id)
     if record["status"] == "PENDING":
+        moment = now_iso()
         try:
-            dal.confirm(t, record, now_iso())
+            dal.confirm(t, record, moment)
             metrics.add_metric(name="InventoryConfirmed", unit="Count", value=record["quantity"])
+            record = {**record, "status": "CONFIRMED", "updated_at": moment}
         except dal.ConditionFailed:
-            pass  # decided meanwhile, or expired: the record below says which
-        record = _reservation(t, reservation_id)
+            record = _reservation(t, reservation_id)  # decided meanwhile, or expired: the record says which
     if record["status"] == "CONFIRMED":
         return Reservation(**record)
     if record["status"] == "PENDING":
@@ -227,12 +228,13 @@ def cancel(caller: Caller, reservation_id: str) -> Reservation:
     t = caller.tenant_id
     record = _reservation(t, reservation_id)
     if record["status"] == "PENDING":
+        moment = now_iso()
         try:
-            dal.release(t, record, "CANCELLED", now_iso())
+            dal.release(t, record, "CANCELLED", moment)
             metrics.add_metric(name="InventoryCancelled", unit="Count", value=record["quantity"])
+            record = {**record, "status": "CANCELLED", "updated_at": moment}
         except dal.ConditionFailed:
-            pass
-        record = _reservation(t, reservation_id)
+            record = _reservation(t, reservation_id)
     if record["status"] in ("CANCELLED", "EXPIRED", "ROLLED_BACK"):
         return Reservation(**record)
     raise ReservationClosed(f"reservation {reservation_id} is confirmed: roll back its grant instead")
