@@ -353,26 +353,17 @@ def get_grant(t: str, gid: str) -> dict | None:
 
 def set_grant_status(t: str, gid: str, to: str, expected: set[str], now: str, reason: str | None,
                      details: dict | None) -> dict:
-    """Conditional on the current status being one of `expected`."""
-    values: dict[str, Any] = {":to": to, ":now": now}
-    names = {"#s": "status"}
-    allowed = []
-    for i, status in enumerate(sorted(expected)):
-        values[f":e{i}"] = status
-        allowed.append(f":e{i}")
-    sets = ["#s = :to", "updated_at = :now"]
-    if reason is not None:
-        sets.append("reason = :reason")
-        values[":reason"] = reason
-    if details:
-        sets.append("details = :details")
-        values[":details"] = details
+    """Conditional on the current status being one of `expected` (an empty set never matches)."""
+    if not expected:
+        raise ConditionFailed
+    expression, names, values = dynamo.update_expression(
+        _present({"status": to, "updated_at": now, "reason": reason, "details": details or None}))
+    allowed = {f":e{i}": status for i, status in enumerate(sorted(expected))}
     try:
         answer = dynamo.table().update_item(
-            Key=grant_key(t, gid), UpdateExpression="SET " + ", ".join(sets), ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-            ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})" if allowed
-            else "attribute_not_exists(pk) AND attribute_exists(pk)")
+            Key=grant_key(t, gid), UpdateExpression=expression, ExpressionAttributeNames={**names, "#s": "status"},
+            ExpressionAttributeValues={**values, **allowed}, ReturnValues="ALL_NEW",
+            ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})")
     except ClientError as exc:
         if dynamo.is_condition_failure(exc):
             raise ConditionFailed from exc
