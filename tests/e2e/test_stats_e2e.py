@@ -8,8 +8,11 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import requests
 
+from marketing.stats import dal, journal, service
+from marketing.stats.models import EVENT_ADAPTER
 from tests.handlers.test_stats import EVERY_FAMILY, EXPECTED_ACTIVITY, EXPECTED_PAGE, EXPECTED_WX, full
 
 
@@ -40,6 +43,17 @@ def domain_event(tenant: str, detail_type: str, source: str, event_id: str, **fi
     detail = {"event_id": event_id, "tenant_id": tenant, "app_id": "app1",
               "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), **fields}
     return {"Source": f"marketing.{source}", "DetailType": detail_type, "Detail": json.dumps(detail)}
+
+
+def invoke_consumer(local_stack, messages: list[str], seed: int) -> dict:
+    """The stats consumer, invoked with `messages` as one SQS batch in an order of its own."""
+    order = random.Random(seed).sample(messages, len(messages))
+    records = [{"messageId": f"{seed}-{i}", "receiptHandle": "x", "body": body, "attributes": {},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:local-StatsQueue", "awsRegion": "us-east-1"}
+               for i, body in enumerate(order)]
+    return requests.post(f"{local_stack.api_url}/_local/invoke/StatsConsumerFunction",
+                         json={"Records": records}, timeout=120).json()
 
 
 def test_every_family_and_the_domain_events_are_counted_exactly(local_stack, tenant):
@@ -125,23 +139,42 @@ def test_concurrent_consumers_count_overlapping_batches_once(local_stack, tenant
         "event_id": f"c-{i}", "event_type": "page.visit", "topic_type": "page", "topic_id": "race",
         "wu_id": f"u{i % 4}", "channel_type": "wx" if i % 2 else "app"}}) for i in range(60)]
 
-    def invoke(seed: int) -> dict:
-        order = random.Random(seed).sample(messages, len(messages))
-        records = [{"messageId": f"{seed}-{i}", "receiptHandle": "x", "body": body, "attributes": {},
-                    "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:local-StatsQueue", "awsRegion": "us-east-1"}
-                   for i, body in enumerate(order)]
-        return requests.post(f"{local_stack.api_url}/_local/invoke/StatsConsumerFunction",
-                             json={"Records": records}, timeout=120).json()
-
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(invoke, range(8)))
+        results = list(pool.map(lambda seed: invoke_consumer(local_stack, messages, seed), range(8)))
 
     # Then every event counted once, and each user once per day, overall and per channel
     assert results == [{"batchItemFailures": []}] * 8
     ops = local_stack.api(tenant)
     assert totals(ops, "page/race") == full({"visits": 60, "visitors": 4})
     assert totals(ops, "page/race", channel_type="wx") == full({"visits": 30, "visitors": 2})
+
+
+def test_journals_left_by_a_dead_consumer_are_finished_once_by_concurrent_redeliveries(local_stack, tenant):
+    # Given a batch that a consumer claimed (records, markers and journals written) and then died applying
+    raw = [{"event_id": f"j-{i}", "event_type": "page.visit", "topic_type": "page", "topic_id": f"dead{i % 40}",
+            "wu_id": f"u{i % 7}", "channel_type": "wx" if i % 2 else "app"} for i in range(200)]
+    tallies = sorted((service.tally(tenant, "api", EVENT_ADAPTER.validate_python(e)) for e in raw),
+                     key=lambda t: t.topic_id)
+    ddb = boto3.resource("dynamodb", endpoint_url=local_stack.aws_url, region_name="us-east-1",
+                         aws_access_key_id="local", aws_secret_access_key="local").meta.client
+    table_name = local_stack.outputs["Table"]
+    for chunk in dal._chunks(tallies, set()):
+        plan = dal._plan(chunk, set(), {}, journal.new_key(tenant))
+        ddb.transact_write_items(TransactItems=[{kind: {"TableName": table_name, **body}}
+                                                for action in plan.actions for kind, body in action.items()])
+    ops = local_stack.api(tenant)
+    assert totals(ops, "page/dead0")["visits"] == 0
+
+    # When SQS delivers it again to 8 containers at once, each in its own order
+    messages = [json.dumps({"tenant_id": tenant, "event": e}) for e in raw]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda seed: invoke_consumer(local_stack, messages, seed), range(8)))
+
+    # Then each journal entry was applied once: every topic counts its 5 events and their distinct users
+    assert results == [{"batchItemFailures": []}] * 8
+    for topic in range(40):
+        users = len({i % 7 for i in range(topic, 200, 40)})
+        assert totals(ops, f"page/dead{topic}") == full({"visits": 5, "visitors": users}), topic
 
 
 def test_a_poison_message_fails_alone_and_reaches_the_dead_letter_queue(local_stack, tenant):

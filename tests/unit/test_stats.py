@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -145,18 +147,93 @@ def tallies(n, topics=3, users=5, seed=1):
     return made
 
 
-def test_a_plan_updates_each_counter_item_once_however_many_events_touch_it():
-    plan = dal._plan(tallies(30, topics=2), set(), {})
-    updates = [(a["Update"]["Key"]["pk"], a["Update"]["Key"]["sk"]) for a in plan.actions if "Update" in a]
-    assert len(updates) == len(set(updates)) == 2 * 3  # (2 topics) x (channels *, wx, app), one day, one group
-    assert sum(1 for a in plan.actions if "Put" in a and a["Put"]["Item"]["sk"] == "EVENT") == 30
+def test_a_claim_writes_records_markers_and_one_journal_but_no_counter():
+    plan = dal._plan(tallies(30, topics=2), set(), {}, "J")
+    assert not [a for a in plan.actions if "Update" in a]  # counters move only when the journal is applied
+    assert sum(1 for a in plan.actions if a["Put"]["Item"]["sk"] == "EVENT") == 30
+    assert all(a["Put"]["Item"]["journal"] == "J" for a in plan.actions if a["Put"]["Item"]["sk"] == "EVENT")
+    journals = [a["Put"]["Item"] for a in plan.actions if a["Put"]["Item"]["sk"] == "JOURNAL"]
+    assert len(journals) == 1 and len(journals[0]["deltas"]) == 2 * 3  # 2 topics x (channels *, wx, app)
+    assert sum(d["visits"] for e, d in journals[0]["deltas"].items() if "|C#*#" in e) == 30
 
 
-def test_chunks_stay_within_the_transaction_limit():
-    chunks = dal._chunks(tallies(500, topics=50, users=400))
+def test_chunks_stay_within_the_transaction_limit_and_one_tenant():
+    made = tallies(500, topics=50, users=400)
+    made[250].tenant = "t2"
+    chunks = dal._chunks(made, set())
     assert sum(len(c) for c in chunks) == 500
-    assert all(len(dal._plan(c, set(), {}).actions) <= dal.MAX_ACTIONS for c in chunks)
+    assert all(len(dal._plan(c, set(), {}, "J").actions) <= dal.MAX_ACTIONS for c in chunks)
+    assert all(len({t.tenant for t in c}) == 1 for c in chunks)
     assert len(chunks) < 500 / 20
+
+
+class CounterUpdates:
+    """Counts each counter item's updates, and can make a transaction fail as a dying container would."""
+
+    def __init__(self, crash_at: int | None = None):
+        self.per_item: Counter = Counter()
+        self.applied = 0  # transactions that updated counters
+        self.crash_at = crash_at
+
+    def __call__(self, params, **_):
+        updates = [a["Update"]["Key"] for a in params["TransactItems"] if "Update" in a]
+        counters = [(k["pk"], k["sk"]) for k in updates if k["sk"].startswith("C#")]
+        if not counters:
+            return
+        if self.crash_at is not None and self.applied == self.crash_at:
+            raise RuntimeError("the container died")
+        self.applied += 1
+        self.per_item.update(counters)
+
+
+@contextmanager
+def watching(crash_at: int | None = None):
+    watcher = CounterUpdates(crash_at)
+    events = dal.dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb.TransactWriteItems", watcher)
+    try:
+        yield watcher
+    finally:
+        events.unregister("provide-client-params.dynamodb.TransactWriteItems", watcher)
+
+
+def test_each_counter_item_takes_one_update_per_batch(stack):
+    made = tallies(1000, topics=50, users=400)
+    with watching() as updates:
+        assert dal.count(made) == (1000, [])
+    assert set(updates.per_item.values()) == {1}
+    assert len(updates.per_item) == 50 * 3  # every topic's all-channel, wx and app items
+    assert table_counts(stack)["visits"] == 1000
+
+
+@pytest.mark.parametrize("crash_at", [0, 1])  # before any counter moved; after the first transaction applied
+def test_a_batch_whose_container_died_between_claim_and_apply_is_finished_by_its_redelivery(stack, crash_at):
+    # Given a batch claimed whole, whose container died while applying its journals
+    made = tallies(400, topics=100, users=100)  # 300 counter items: several transactions apply them
+    with watching(crash_at) as updates, pytest.raises(RuntimeError):
+        dal.count(made)
+    assert updates.applied == crash_at
+    assert table_counts(stack).get("visits", 0) < 400
+
+    # When SQS delivers the batch again, in another order, then a third time
+    again = made[:]
+    random.Random(3).shuffle(again)
+    assert dal.count(again) == (0, [])  # nothing new is claimed: the journals are finished
+    assert dal.count(made) == (0, [])
+
+    # Then every event counts once, and uniques stay exact
+    totals = table_counts(stack)
+    assert totals["visits"] == 400
+    assert totals["visitors"] == len({(t.topic_id, s) for t in made for _, s in t.uniques})
+
+
+def test_an_event_redelivered_alone_finishes_its_own_journal(stack):
+    made = tallies(40, topics=1)  # one chunk, one journal
+    with watching(crash_at=0), pytest.raises(RuntimeError):
+        dal.count(made)
+    assert "visits" not in table_counts(stack)
+    assert dal.count([made[7]]) == (0, [])
+    assert table_counts(stack)["visits"] == 40
 
 
 def table_counts(stack, pk_prefix="T#t1#STATS#activity#"):

@@ -2,15 +2,17 @@
 
     counters        pk T#{t}#STATS#{topic_type}#{topic_id}   sk C#{channel}#{day}#{group}   (ADD per metric)
     unique marker   pk T#{t}#STATSU#{topic_type}#{topic_id}#{day}#{subject}   sk {channel}#{metric}
-    event record    pk T#{t}#STATSEVT#{origin}#{event_id}    sk EVENT
+    event record    pk T#{t}#STATSEVT#{origin}#{event_id}    sk EVENT   journal: the journal holding its counts
                     gsi1pk T#{t}#STATSLOG#{topic_type}#{topic_id}#{day}   gsi1sk {ctime}#{origin}#{event_id}
+    journal         pk T#{t}#STATSJ#{id}   sk JOURNAL   (stats/journal.py)
 
 `channel` is `*` for the all-channel items every event moves, or the event's own channel.
 
-Counting is exactly once: each event's record is put with `attribute_not_exists` in the same transaction as
-the counter updates it causes, so a redelivered event cancels the transaction and is dropped on the retry.
-Counters are aggregated per transaction: one `ADD` per (topic, channel, day, group) item, however many
-events of the batch touch it. A unique metric moves only with the conditional put of its marker.
+Counting is exactly once, in two steps. Claim: each event's record is put with `attribute_not_exists`, with
+its new unique markers and a journal of the counter deltas they cause, in one transaction, so a redelivered
+event cancels it and is dropped on the retry. Apply: every counter item takes one `ADD` for the whole batch,
+consuming the journals' entries exactly once (stats/journal.py). A unique metric moves only with the
+conditional put of its marker.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from marketing.core import dynamo, pagination
 from marketing.core.observability import logger
+from marketing.stats import journal
 from marketing.stats.metrics import Running
 
 ALL_CHANNELS = "*"
@@ -53,22 +56,24 @@ class Tally:
     event: dict[str, Any] = field(default_factory=dict)  # the event as received, kept as the record
     event_time: str = ""
     processed_at: str = ""
-    ttl: int = 0  # epoch seconds: records and markers expire, counters stay
+    ttl: int = 0  # epoch seconds: records, markers and journals expire, counters stay
     running: Running | None = None
 
     @property
     def record_key(self) -> dict[str, str]:
         return {"pk": f"T#{self.tenant}#STATSEVT#{self.origin}#{self.event_id}", "sk": "EVENT"}
 
-    def record_item(self) -> dict[str, Any]:
-        """The operation record: listed per topic and day through gsi1, so a day can be audited or recounted."""
-        return {**self.record_key,
+    def record_item(self, journal_key: str | None) -> dict[str, Any]:
+        """The operation record: listed per topic and day through gsi1, so a day can be audited or recounted;
+        it names the journal its counts wait in, so a redelivery can finish applying them."""
+        item = {**self.record_key,
                 "gsi1pk": f"T#{self.tenant}#STATSLOG#{self.topic_type}#{self.topic_id}#{self.day}",
                 "gsi1sk": f"{self.event_time}#{self.origin}#{self.event_id}",
                 "event_id": self.event_id, "origin": self.origin, "event_type": self.event_type, "day": self.day,
                 "channel": self.channels[1] if len(self.channels) > 1 else None,
                 "processed_at": self.processed_at, "ttl": self.ttl,
                 "event": json.dumps(self.event, separators=(",", ":"))}  # as received: one attribute, not a map
+        return {**item, "journal": journal_key} if journal_key else item
 
     def counter_key(self, channel: str) -> tuple[str, str]:
         return (f"T#{self.tenant}#STATS#{self.topic_type}#{self.topic_id}",
@@ -87,25 +92,35 @@ class Conflicted(Exception):
 
 @dataclass
 class _Plan:
-    """One transaction: its actions and, per action, what a failed condition would mean."""
+    """One claim transaction: its actions, what a failed condition would mean per action, and the deltas
+    its journal holds."""
 
     actions: list[dict] = field(default_factory=list)
-    roles: list[tuple[str, Any]] = field(default_factory=list)  # ("record", tally) | ("marker", key) | ("counter", key)
+    roles: list[tuple[str, Any]] = field(default_factory=list)  # ("record", tally) | ("marker", key) | ("running", key)
+    deltas: journal.Deltas = field(default_factory=dict)
+
+
+@dataclass
+class Claim:
+    """Events claimed in one transaction (their counts wait in `journal`), and the repeats it dropped."""
+
+    journal: str | None
+    deltas: journal.Deltas
+    counted: list[Tally]
+    repeated: list[Tally]
 
 
 def _running_key(tally: Tally) -> tuple[str, str]:
     return f"T#{tally.tenant}#STATSRUN#{tally.running.key}", "RUN"  # type: ignore[union-attr]
 
 
-def _plan(tallies: list[Tally], existing_markers: set, levels: dict[tuple[str, str], int]) -> _Plan:
+def _plan(tallies: list[Tally], existing_markers: set, levels: dict[tuple[str, str], int],
+          journal_key: str) -> _Plan:
     plan = _Plan()
-    counters: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counters: journal.Deltas = defaultdict(lambda: defaultdict(int))
     claimed: set = set()
     raised: dict[tuple[str, str], tuple[int, int]] = {}  # running item → (level before, level after)
     for tally in tallies:
-        plan.actions.append({"Put": {"Item": tally.record_item(),
-                                     "ConditionExpression": "attribute_not_exists(pk)"}})
-        plan.roles.append(("record", tally))
         counts = tally.counts
         if tally.running:
             key = _running_key(tally)
@@ -130,34 +145,32 @@ def _plan(tallies: list[Tally], existing_markers: set, levels: dict[tuple[str, s
                   "ExpressionAttributeValues": {":before": before}})
         plan.actions.append({"Put": {"Item": {"pk": pk, "sk": sk, "total": after}, **guard}})
         plan.roles.append(("running", (pk, sk)))
-    for (pk, sk), deltas in counters.items():
-        if not any(deltas.values()):
-            continue
-        names = {f"#m{i}": metric for i, metric in enumerate(deltas)}
-        values = {f":m{i}": amount for i, amount in enumerate(deltas.values())}
-        plan.actions.append({"Update": {
-            "Key": {"pk": pk, "sk": sk},
-            "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(deltas))),
-            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}})
-        plan.roles.append(("counter", (pk, sk)))
+    plan.deltas = {key: {m: n for m, n in metrics.items() if n} for key, metrics in counters.items()
+                   if any(metrics.values())}
+    for tally in tallies:
+        plan.actions.append({"Put": {"Item": tally.record_item(journal_key if plan.deltas else None),
+                                     "ConditionExpression": "attribute_not_exists(pk)"}})
+        plan.roles.append(("record", tally))
+    if plan.deltas:
+        plan.actions.append(journal.put_action(journal_key, plan.deltas, max(t.ttl for t in tallies)))
+        plan.roles.append(("journal", journal_key))
     return plan
 
 
-def _chunks(tallies: list[Tally]) -> list[list[Tally]]:
-    """Consecutive groups of events whose transaction stays within 100 actions (markers and counters that
-    several events share are counted once)."""
+def _chunks(tallies: list[Tally], taken: set) -> list[list[Tally]]:
+    """Consecutive groups of one tenant's events whose claim stays within 100 actions: records, markers not
+    known to be `taken` (shared ones counted once), running levels and the journal."""
     chunks: list[list[Tally]] = []
     current: list[Tally] = []
-    keys: set = set()
+    keys: set = {("journal",)}
     for tally in tallies:
         mine = {("record", tally.record_key["pk"])}
-        mine |= {("counter", tally.counter_key(c)) for c in tally.channels}
-        mine |= {("marker", key) for key, _, _ in tally.marker_keys()}
+        mine |= {("marker", key) for key, _, _ in tally.marker_keys() if key not in taken}
         if tally.running:
             mine.add(("running", _running_key(tally)))
-        if current and len(keys | mine) > MAX_ACTIONS:
+        if current and (len(keys | mine) > MAX_ACTIONS or tally.tenant != current[0].tenant):
             chunks.append(current)
-            current, keys = [], set()
+            current, keys = [], {("journal",)}
         current.append(tally)
         keys |= mine
     if current:
@@ -188,22 +201,25 @@ def _existing(keys: set[tuple[str, str]], *, consistent: bool = False) -> dict[t
     return {(item["pk"], item["sk"]): item for item in items}
 
 
-def _commit(tallies: list[Tally], taken: set, levels: dict) -> list[Tally]:
-    """Count `tallies` in one transaction, dropping events already counted and markers already taken (`taken`
-    learns the markers this transaction takes or finds). Answers the events counted now, not the repeats.
-    Raises `Conflicted` after repeated collisions."""
+def _claim(tallies: list[Tally], taken: set, levels: dict) -> Claim:
+    """Claim `tallies` in one transaction with the journal of their deltas, dropping events claimed before and
+    markers already taken (`taken` learns the markers this transaction takes or finds). Raises `Conflicted`
+    after repeated collisions."""
     pending = list(tallies)
+    journal_key = journal.new_key(tallies[0].tenant)
     for attempt in range(_ATTEMPTS):
         if not pending:
-            return []
-        plan = _plan(pending, taken, levels)
+            return Claim(None, {}, [], list(tallies))
+        plan = _plan(pending, taken, levels, journal_key)
         try:
             dynamo.transact_write(plan.actions)
             taken.update(what for kind, what in plan.roles if kind == "marker")
             levels.update({key: item["Put"]["Item"]["total"] for (kind, key), item in zip(plan.roles, plan.actions,
                                                                                          strict=True)
                            if kind == "running"})
-            return pending
+            ids = {id(t) for t in pending}
+            return Claim(journal_key if plan.deltas else None, plan.deltas, pending,
+                         [t for t in tallies if id(t) not in ids])
         except ClientError as exc:
             reasons = dynamo.cancellation_reasons(exc)  # re-raises anything but a cancelled transaction
             failed = [role for role, reason in zip(plan.roles, reasons, strict=False)
@@ -212,7 +228,7 @@ def _commit(tallies: list[Tally], taken: set, levels: dict) -> list[Tally]:
                 raise
         for kind, what in failed:
             if kind == "record":
-                pending = [t for t in pending if t is not what]  # counted before: a repeat delivery
+                pending = [t for t in pending if t is not what]  # claimed before: a repeat delivery
             elif kind == "marker":
                 taken.add(what)  # this subject was counted for the day already
             elif kind == "running":
@@ -222,33 +238,71 @@ def _commit(tallies: list[Tally], taken: set, levels: dict) -> list[Tally]:
     raise Conflicted(f"{len(pending)} events kept conflicting")
 
 
-def count(tallies: list[Tally]) -> tuple[int, list[Tally]]:
-    """Count a batch exactly once: (events counted now, events that failed and must be delivered again).
-
-    Repeats within the batch (the same record key) are counted once. A transaction that fails for a reason
-    other than a collision is retried one event at a time, so one bad event cannot hold back the others."""
-    unique: dict[str, Tally] = {}
-    for tally in tallies:
-        unique.setdefault(tally.record_key["pk"], tally)
-    # Events of the same counter items side by side: each transaction then updates few items, once each.
-    ordered = sorted(unique.values(), key=lambda t: (t.tenant, t.topic_type, t.topic_id, t.day, t.group, t.channels,
-                                                     t.running.total if t.running else 0))
-    counted, failed = 0, []
+def _claim_all(ordered: list[Tally]) -> tuple[list[Claim], list[Tally]]:
+    """Claim the batch chunk by chunk; a chunk refused for another reason than a condition or a collision is
+    claimed one event at a time, so one bad event cannot hold back the others."""
     taken, levels = _taken_markers(ordered), _levels(ordered)
-    for chunk in _chunks(ordered):
+    claims, failed = [], []
+    for chunk in _chunks(ordered, taken):
         try:
-            counted += len(_commit(chunk, taken, levels))
+            claims.append(_claim(chunk, taken, levels))
+            continue
         except Conflicted:
             failed += chunk
+            continue
         except ClientError:
             if len(chunk) == 1:
                 logger.exception("an event could not be counted", extra={"event_id": chunk[0].event_id})
                 failed += chunk
                 continue
-            for tally in chunk:  # isolate the event that breaks the transaction
-                one_counted, one_failed = count([tally])
-                counted += one_counted
-                failed += one_failed
+        for tally in chunk:  # isolate the event that breaks the transaction
+            try:
+                claims.append(_claim([tally], taken, levels))
+            except (Conflicted, ClientError):
+                logger.exception("an event could not be counted", extra={"event_id": tally.event_id})
+                failed.append(tally)
+    return claims, failed
+
+
+def _journals_of(repeats: list[Tally]) -> dict[str, list[Tally]]:
+    """The journals that the records of repeated events name: their counts may not be applied yet."""
+    if not repeats:
+        return {}
+    by_record = {t.record_key["pk"]: t for t in repeats}
+    named: dict[str, list[Tally]] = defaultdict(list)
+    for item in dynamo.batch_get([t.record_key for t in repeats], consistent=True):
+        if item.get("journal"):
+            named[item["journal"]].append(by_record[item["pk"]])
+    return named
+
+
+def count(tallies: list[Tally]) -> tuple[int, list[Tally]]:
+    """Count a batch exactly once: (events counted now, events that must be delivered again).
+
+    Repeats within the batch (the same record key) are counted once. Every counter item the batch moves
+    takes one update; a journal left unapplied by an earlier attempt is finished here when one of its
+    events comes again."""
+    unique: dict[str, Tally] = {}
+    for tally in tallies:
+        unique.setdefault(tally.record_key["pk"], tally)
+    # Events of the same counter items side by side: each journal then holds few counter items.
+    ordered = sorted(unique.values(), key=lambda t: (t.tenant, t.topic_type, t.topic_id, t.day, t.group, t.channels,
+                                                     t.running.total if t.running else 0))
+    claims, failed = _claim_all(ordered)
+    owed = {c.journal: c.deltas for c in claims if c.journal}
+    waiting: dict[str | None, list[Tally]] = defaultdict(list)  # journal → events whose counts wait in it
+    for claim in claims:
+        waiting[claim.journal] += claim.counted
+    earlier = _journals_of([t for c in claims for t in c.repeated])
+    owed.update(journal.pending(set(earlier) - set(owed)) if earlier else {})
+    for key, repeats in earlier.items():
+        waiting[key] += repeats
+    applied = journal.apply(owed)
+    for key, events in waiting.items():
+        if key in owed and key not in applied:
+            failed += events  # delivered again, they finish their journal
+    left = {id(t) for t in failed}
+    counted = sum(1 for claim in claims for t in claim.counted if id(t) not in left)
     return counted, failed
 
 
