@@ -58,9 +58,7 @@ def full(expected: dict[str, int]) -> dict[str, int]:
 
 @pytest.fixture
 def fns(stack):
-    delivery.reset_clients()
-    yield {name: Function(f"Stats{name.title()}Function", stack) for name in ("intake", "consumer", "api")}
-    delivery.reset_clients()
+    return {name: Function(f"Stats{name.title()}Function", stack) for name in ("intake", "consumer", "api")}
 
 
 def post_events(fns, events, claims_=SERVICE) -> dict:
@@ -176,6 +174,28 @@ def test_a_user_may_send_only_their_own_events(fns, stack):
     assert [r["accepted"] for r in result["results"]] == [True, False]
     assert result["results"][1]["errors"][0]["field"] == "events.1.wu_id"
     assert len(receive_all(stack)) == 1
+
+
+def test_a_user_cannot_take_the_event_id_of_a_back_end_or_of_another_user(fns, stack):
+    # Given a user who sends a visit under the id a back end uses for its order, and a second user the same id
+    paid = next(e for e in EVERY_FAMILY if e["event_type"] == "order.paid")
+    for user in ("u1", "u2"):
+        visit = {**EVERY_FAMILY[0], "event_id": paid["event_id"], "wu_id": user}
+        assert body_of(post_events(fns, [visit], claims_=claims("t1", user, "[user]")))["accepted"] == 1
+    fns["consumer"]({"Records": receive_all(stack)})
+
+    # When the back end sends the order
+    post_events(fns, [paid])
+    assert fns["consumer"]({"Records": receive_all(stack)}) == {"batchItemFailures": []}
+
+    # Then all three count, each under its sender
+    totals = stats(fns)["totals"]
+    assert (totals["visits"], totals["visitors"], totals["purchases"]) == (2, 2, 1)
+    records = body_of(fns["api"](http_event("GET", "/v1/stats/activity/42/records",
+                                            "/v1/stats/{topic_type}/{topic_id}/records",
+                                            query={"day": TODAY}, claims_=ADMIN)))["items"]
+    assert sorted((r["origin"], r.get("sender") or "") for r in records) == [("api", ""), ("user", "u1"),
+                                                                           ("user", "u2")]
 
 
 def test_a_user_may_report_visits_and_shares_but_no_money_events(fns, stack):

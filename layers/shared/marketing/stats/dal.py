@@ -2,7 +2,7 @@
 
     counters        pk T#{t}#STATS#{topic_type}#{topic_id}   sk C#{channel}#{day}#{group}   (ADD per metric)
     unique marker   pk T#{t}#STATSU#{topic_type}#{topic_id}#{day}#{subject}   sk {channel}#{metric}
-    event record    pk T#{t}#STATSEVT#{origin}#{event_id}    sk EVENT   journal: the journal holding its counts
+    event record    pk T#{t}#STATSEVT#{origin}[#{sender}]#{event_id}  sk EVENT   (names its journal)
                     gsi1pk T#{t}#STATSLOG#{topic_type}#{topic_id}#{day}   gsi1sk {ctime}#{origin}#{event_id}
     journal         pk T#{t}#STATSJ#{id}   sk JOURNAL   (stats/journal.py)
 
@@ -43,7 +43,7 @@ class Tally:
     """One event as the counters see it: where it counts, what it adds, and its operation record."""
 
     tenant: str
-    origin: str  # "api" (intake) or "bus" (a domain event): ids of the two never collide
+    origin: str  # "api" (a back end or an operator), "user" (a user, for themselves) or "bus" (a domain event)
     event_id: str
     event_type: str
     topic_type: str
@@ -58,10 +58,14 @@ class Tally:
     processed_at: str = ""
     ttl: int = 0  # epoch seconds: records, markers and journals expire, counters stay
     running: Running | None = None
+    sender: str | None = None  # the user who sent a "user" event
 
     @property
     def record_key(self) -> dict[str, str]:
-        return {"pk": f"T#{self.tenant}#STATSEVT#{self.origin}#{self.event_id}", "sk": "EVENT"}
+        """Ids are the sender's: a domain event, a back end's event and each user's events have their own, so
+        nobody can take an id someone else will send (an event id never holds `#`)."""
+        origin = f"{self.origin}#{self.sender}" if self.sender else self.origin
+        return {"pk": f"T#{self.tenant}#STATSEVT#{origin}#{self.event_id}", "sk": "EVENT"}
 
     def record_item(self, journal_key: str | None) -> dict[str, Any]:
         """The operation record: listed per topic and day through gsi1, so a day can be audited or recounted;
@@ -71,7 +75,7 @@ class Tally:
                 "gsi1sk": f"{self.event_time}#{self.origin}#{self.event_id}",
                 "event_id": self.event_id, "origin": self.origin, "event_type": self.event_type, "day": self.day,
                 "channel": self.channels[1] if len(self.channels) > 1 else None,
-                "processed_at": self.processed_at, "ttl": self.ttl,
+                "processed_at": self.processed_at, "ttl": self.ttl, "sender": self.sender,
                 "event": json.dumps(self.event, separators=(",", ":"))}  # as received: one attribute, not a map
         return {**item, "journal": journal_key} if journal_key else item
 
@@ -335,7 +339,7 @@ def records(tenant: str, topic_type: str, topic_id: str, day: str, limit: int,
     items, token = pagination.query_page(
         dynamo.table(), partition={"gsi1pk": f"T#{tenant}#STATSLOG#{topic_type}#{topic_id}#{day}"}, index="gsi1",
         limit=limit, next_token=next_token)
-    keep = ("event_id", "origin", "event_type", "day", "channel", "processed_at", "event")
+    keep = ("event_id", "origin", "sender", "event_type", "day", "channel", "processed_at", "event")
     alive = [i for i in items if int(i.get("ttl", 0)) > time.time()]  # TTL deletes lag: hide expired records
     return [{**{k: v for k, v in dynamo.plain(i).items() if k in keep}, "event": json.loads(i["event"])}
             for i in alive], token

@@ -27,11 +27,6 @@ def _scheduler():
     return boto3.client("scheduler")
 
 
-def reset_clients() -> None:
-    _sqs.cache_clear()
-    _scheduler.cache_clear()
-
-
 def delay_of(deliver_at: datetime | None, now: datetime) -> int:
     """Seconds from now until `deliver_at` (0 when absent or past)."""
     if deliver_at is None:
@@ -50,9 +45,10 @@ def send(messages: list[tuple[str, dict, int]]) -> set[str]:
     return refused
 
 
-def schedule_name(tenant: str, event_id: str) -> str:
-    """Stable per event, so a retried request finds its schedule instead of making a second one."""
-    return "stats-" + hashlib.sha256(f"{tenant}\n{event_id}".encode()).hexdigest()[:40]
+def schedule_name(tenant: str, event_id: str, sender: str | None = None) -> str:
+    """Stable per event and sender, so a retried request finds its schedule instead of making a second one,
+    and a user cannot take the name of another sender's event."""
+    return "stats-" + hashlib.sha256(f"{tenant}\n{sender or ''}\n{event_id}".encode()).hexdigest()[:40]
 
 
 def schedule(name: str, body: dict, at: datetime) -> None:

@@ -273,6 +273,7 @@ class QueuedEvent(BaseModel):
 
     tenant_id: str
     app_id: str = ""
+    sender: str | None = Field(default=None, description="the user who sent it, for a user's own event")
     event: Event
 
 
@@ -319,7 +320,8 @@ class StatsReport(BaseModel):
 
 class OperationRecord(BaseModel):
     event_id: str
-    origin: Literal["api", "bus"]
+    origin: Literal["api", "user", "bus"]
+    sender: str | None = Field(default=None, description="the user, for an event a user sent")
     event_type: str
     day: date
     channel: str | None = None

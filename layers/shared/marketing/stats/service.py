@@ -96,11 +96,13 @@ def submit(caller: Caller, body: EventBatchIn) -> EventBatchResult:
             results.append(EventResult(index=index, event_id=event.event_id, accepted=False, errors=errors))
             continue
         seen.add(event.event_id)
-        message = QueuedEvent(tenant_id=caller.tenant_id, app_id=caller.app_id, event=event).model_dump(mode="json")
+        sender = None if caller.is_staff else caller.sub
+        message = QueuedEvent(tenant_id=caller.tenant_id, app_id=caller.app_id, sender=sender,
+                              event=event).model_dump(mode="json")
         delay = delivery.delay_of(event.deliver_at, at)
         if delay > delivery.SQS_MAX_DELAY:
             try:
-                delivery.schedule(delivery.schedule_name(caller.tenant_id, event.event_id), message,
+                delivery.schedule(delivery.schedule_name(caller.tenant_id, event.event_id, sender), message,
                                   event.deliver_at)
             except ClientError:  # this event only: the others of the request still go
                 logger.exception("the scheduler refused an event", extra={"event_id": event.event_id})
@@ -129,7 +131,7 @@ def _text(value: Any) -> str | None:
 # --- counting (the queue consumer) ---
 
 def tally(tenant: str, origin: str, event: Common, processed_at: datetime | None = None,
-          running: Running | None = None) -> dal.Tally:
+          running: Running | None = None, sender: str | None = None) -> dal.Tally:
     """What an event adds, where, and its operation record."""
     effect = effect_of(event)
     processed_at = processed_at or now()
@@ -140,7 +142,7 @@ def tally(tenant: str, origin: str, event: Common, processed_at: datetime | None
         channels=(dal.ALL_CHANNELS, channel) if channel else (dal.ALL_CHANNELS,),
         counts=effect.counts, uniques=effect.uniques, event=event.model_dump(mode="json"),
         event_time=iso(event.ctime), processed_at=iso(processed_at),
-        ttl=int(processed_at.timestamp()) + RECORD_DAYS * 86400, running=running)
+        ttl=int(processed_at.timestamp()) + RECORD_DAYS * 86400, running=running, sender=sender)
 
 
 def parse_message(body: str) -> dal.Tally:
@@ -151,6 +153,8 @@ def parse_message(body: str) -> dal.Tally:
         tenant, event = from_domain_event(message)
         return tally(tenant, "bus", event, running=running_of(message, event))
     queued = QueuedEvent.model_validate(message)
+    if queued.sender:
+        return tally(queued.tenant_id, "user", queued.event, sender=queued.sender)
     return tally(queued.tenant_id, "api", queued.event)
 
 
