@@ -1,4 +1,4 @@
-"""The one door to DynamoDB. Only data-access modules (`<capability>/dal.py`) import this.
+"""The one door to DynamoDB. Only data-access modules (`<capability>/dal.py`, `stats/journal.py`) import this.
 
 The boto3 resource is built lazily, once per container: a client built at import time would be made
 before tests or the local stack configured their endpoint.
