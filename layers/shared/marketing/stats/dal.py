@@ -298,12 +298,14 @@ def count(tallies: list[Tally]) -> tuple[int, list[Tally]]:
     for claim in claims:
         waiting[claim.journal] += claim.counted
     earlier = _journals_of([t for c in claims for t in c.repeated])
-    owed.update(journal.pending(set(earlier) - set(owed)) if earlier else {})
+    found = journal.read(set(earlier)) if earlier else {}
+    owed.update({key: deltas for key, deltas in found.items() if deltas})
     for key, repeats in earlier.items():
         waiting[key] += repeats
+    unseen = set(earlier) - set(found)  # named by a record, so written, yet not visible: never guess it applied
     applied = journal.apply(owed)
     for key, events in waiting.items():
-        if key in owed and key not in applied:
+        if key in unseen or (key in owed and key not in applied):
             failed += events  # delivered again, they finish their journal
     left = {id(t) for t in failed}
     counted = sum(1 for claim in claims for t in claim.counted if id(t) not in left)

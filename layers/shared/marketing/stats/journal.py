@@ -51,13 +51,12 @@ def put_action(journal: str, deltas: Deltas, ttl: int) -> dict:
                              "deltas": {_entry(c): metrics for c, metrics in deltas.items()}}}}
 
 
-def pending(journals: set[str]) -> dict[str, Deltas]:
-    """The entries not applied yet of the journals that still have some (consistent: a journal is read right
-    after a transaction changed it)."""
+def read(journals: set[str]) -> dict[str, Deltas]:
+    """The entries not applied yet of each journal found, empty when all are (consistent: a journal is read
+    right after a transaction changed it)."""
     items = dynamo.batch_get([{"pk": j, "sk": "JOURNAL"} for j in sorted(journals)], consistent=True)
-    found = {item["pk"]: {_counter(e): {m: int(v) for m, v in metrics.items()}
-                          for e, metrics in item.get("deltas", {}).items()} for item in items}
-    return {j: deltas for j, deltas in found.items() if deltas}
+    return {item["pk"]: {_counter(e): {m: int(v) for m, v in metrics.items()}
+                         for e, metrics in item.get("deltas", {}).items()} for item in items}
 
 
 @dataclass
@@ -148,7 +147,7 @@ def apply(journals: dict[str, Deltas]) -> set[str]:
                     del left[journal][counter]
         if stale:
             left.update({journal: {} for journal in stale})
-            left.update(pending(stale))
+            left.update(read(stale))
         left = {journal: deltas for journal, deltas in left.items() if deltas and journal not in broken}
         if left and not stale:  # collisions or throttling outlasted transact_write's retries: back off
             time.sleep(min(0.05 * 2 ** attempt, 1) * random.random())
