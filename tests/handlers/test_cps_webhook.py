@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import Counter
+from contextlib import contextmanager
 
 import boto3
 import pytest
 
+from marketing.core import dynamo
 from marketing.cps.signing import signed_headers
 from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
@@ -242,6 +245,59 @@ def test_reconciliation_shows_orders_only_one_path_saw(fns, abc):
     bad = fns["api"](http_event("GET", "/v1/cps/reconciliation", "/v1/cps/reconciliation", query={"date": "23.11."},
                                 claims_=ADMIN))
     assert bad["statusCode"] == 422
+
+
+@contextmanager
+def dynamodb_calls(page_size: int | None = None):
+    """Counts our DynamoDB client's requests (and the items Queries read); `page_size` makes Queries page."""
+    seen: Counter = Counter()
+
+    def asked(model, **_):
+        seen[model.name] += 1
+
+    def paged(model, params, **_):  # boto3 copies the params after provide-client-params: change its copy
+        if page_size and model.name == "Query":
+            params["Limit"] = page_size
+
+    def answered(parsed, model, **_):
+        seen["items read"] += parsed.get("ScannedCount", 0) if model.name == "Query" else 0
+
+    events = dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb", asked)
+    events.register("before-parameter-build.dynamodb", paged)
+    events.register("after-call.dynamodb", answered)
+    try:
+        yield seen
+    finally:
+        events.unregister("provide-client-params.dynamodb", asked)
+        events.unregister("before-parameter-build.dynamodb", paged)
+        events.unregister("after-call.dynamodb", answered)
+
+
+def test_reconciliation_of_one_platform_reads_only_its_orders_across_pages(fns, abc):
+    # Given one day's orders on `fake` and on platforms whose keys share its first letters
+    for n in range(3):
+        webhook(fns, order(abc, order_id=f"f{n}"))
+    fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc, order_id="f0")]})
+    for platform in ("fa", "fake_b", "eleme"):
+        webhook(fns, order(abc, order_id=f"{platform}-1"), platform=platform)
+
+    def recon(platform=None):
+        query = {"date": "2026-11-23", **({"platform": platform} if platform else {})}
+        answer = fns["api"](http_event("GET", "/v1/cps/reconciliation", "/v1/cps/reconciliation", query=query,
+                                       claims_=ADMIN))
+        return {k: v for k, v in body_of(answer).items() if k not in ("date", "platform")}
+
+    # When it is reconciled per platform, in pages of two orders
+    with dynamodb_calls(page_size=2) as calls:
+        fake = recon("fake")
+    # Then DynamoDB reads only that platform's three orders, and every page of them is answered
+    assert fake == {"orders": 3, "both": 1, "webhook_only": ["f1", "f2"], "pull_only": []}
+    assert (calls["items read"], calls["Query"]) == (3, 2)
+    with dynamodb_calls(page_size=2):
+        assert recon("fa") == {"orders": 1, "both": 0, "webhook_only": ["fa-1"], "pull_only": []}
+        assert recon("fake_b")["webhook_only"] == ["fake_b-1"]
+        assert recon()["webhook_only"] == ["eleme/eleme-1", "fa/fa-1", "fake/f1", "fake/f2", "fake_b/fake_b-1"]
 
 
 def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):

@@ -357,7 +357,7 @@ def reconciliation(caller: Caller, day: str, platform: str | None) -> Reconcilia
     """The orders of a day (paid that day, or first seen that day if unpaid) by how they reached us: a
     platform's webhooks and its pulls should see the same orders; what only one saw needs a look."""
     caller.require(Role.ADMIN, Role.SERVICE)
-    orders = [o for o in dal.orders_of_day(caller.tenant_id, day) if platform is None or o["platform"] == platform]
+    orders = dal.orders_of_day(caller.tenant_id, day, platform)
     name = (lambda o: o["order_id"]) if platform else (lambda o: f"{o['platform']}/{o['order_id']}")
     return Reconciliation(
         date=day, platform=platform, orders=len(orders),
