@@ -249,11 +249,14 @@ def test_reconciliation_shows_orders_only_one_path_saw(fns, abc):
 
 @contextmanager
 def dynamodb_calls(page_size: int | None = None):
-    """Counts our DynamoDB client's requests (and the items Queries read); `page_size` makes Queries page."""
+    """Counts our DynamoDB client's requests, GetItems by sort key (`ORDER`, `SETTINGS`, `PID`...) and the items
+    Queries read; `page_size` makes Queries page."""
     seen: Counter = Counter()
 
-    def asked(model, **_):
+    def asked(model, params, **_):
         seen[model.name] += 1
+        if model.name == "GetItem":
+            seen[params["Key"]["sk"]] += 1
 
     def paged(model, params, **_):  # boto3 copies the params after provide-client-params: change its copy
         if page_size and model.name == "Query":
@@ -298,6 +301,34 @@ def test_reconciliation_of_one_platform_reads_only_its_orders_across_pages(fns, 
         assert recon("fa") == {"orders": 1, "both": 0, "webhook_only": ["fa-1"], "pull_only": []}
         assert recon("fake_b")["webhook_only"] == ["fake_b-1"]
         assert recon()["webhook_only"] == ["eleme/eleme-1", "fa/fa-1", "fake/f1", "fake/f2", "fake_b/fake_b-1"]
+
+
+def test_a_save_lost_to_a_concurrent_writer_reads_the_order_again_but_not_the_settings_or_the_pid(fns, abc, stack):
+    # Given a pull that stores the order (CREATED) just before the webhook's PAID update saves it
+    raced: dict = {}
+
+    def pull_first(**_):
+        if not raced:  # once: the pull's own save comes through here too
+            raced["pull"] = None
+            raced["pull"] = fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake",
+                                         "orders": [order(abc, "CREATED")]})
+
+    events = dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb.TransactWriteItems", pull_first)
+    try:
+        with dynamodb_calls() as calls:
+            answer = webhook(fns, order(abc))
+    finally:
+        events.unregister("provide-client-params.dynamodb.TransactWriteItems", pull_first)
+    # Then the webhook's save fails on the order's condition, and it merges again on top of the pull's order
+    assert raced["pull"]["results"][0]["changed"] == 1
+    assert body_of(answer) == {"platform": "fake", "order_id": "o-1", "status": "PAID", "changed": True, "entries": 3}
+    assert calls["TransactWriteItems"] == 3 and calls["ORDER"] == 3  # the webhook's two tries, the pull's one
+    # And only the order is read again: the tenant's settings and the pid's owner are read once
+    assert (calls["SETTINGS"], calls["PID"]) == (1, 1)
+    assert entries(stack) == [("A", "accrual", 100), ("B", "accrual", 200), ("C", "accrual", 600)]
+    state = body_of(fns["api"](sample_event("cps_api/get_order.json")))
+    assert (state["status"], state["via_webhook"], state["via_pull"]) == ("PAID", True, True)
 
 
 def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):
