@@ -20,13 +20,26 @@ import hmac
 import os
 import sys
 import time
+from functools import cache
 from pathlib import Path
 
-from aws_lambda_powertools.utilities import parameters
+import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 LOCAL_DEFAULT_SECRET = "local-webhook-secret"
 TOLERANCE_SECONDS = 300
+
+
+@cache
+def _secrets() -> SecretsProvider:
+    """Built lazily, once per container, from boto3's default session (tests point it at their mock)."""
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+
+
+def reset() -> None:
+    """Forget the client and its cached secrets (tests start each stack afresh)."""
+    _secrets.cache_clear()
 
 
 def platform_secret(platform: str) -> str | None:
@@ -36,7 +49,7 @@ def platform_secret(platform: str) -> str | None:
     if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return LOCAL_DEFAULT_SECRET
     try:
-        return parameters.get_secret(os.environ["CPS_WEBHOOK_SECRET_PREFIX"] + platform, max_age=300)
+        return _secrets().get(os.environ["CPS_WEBHOOK_SECRET_PREFIX"] + platform, max_age=300)
     except (GetParameterError, KeyError):
         return None  # fail closed: no secret, no accepted webhook
 
