@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from marketing.core import dynamo
+from marketing.cps import signing
 from marketing.cps.signing import signed_headers
 from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
@@ -342,6 +343,33 @@ def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):
     boto3.client("secretsmanager").create_secret(Name=f"{prefix}meituan", SecretString="s3cret")
     ok = webhook(fns, body.decode(), platform="meituan", headers=signed_headers("t1", "meituan", body, secret="s3cret"))
     assert ok["statusCode"] == 200
+
+
+def test_webhooks_of_a_platform_without_a_secret_ask_secrets_manager_once_a_minute(fns, abc, monkeypatch):
+    # Given the function runs in Lambda and no secret is stored for `meituan`
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-webhook")
+    asked: list[str] = []
+    signing._secrets().client.meta.events.register("provide-client-params.secrets-manager.GetSecretValue",
+                                                   lambda params, **_: asked.append(params["SecretId"]))
+    body = json.dumps(order(abc))
+
+    def send():
+        return webhook(fns, body, platform="meituan",
+                       headers=signed_headers("t1", "meituan", body.encode(), secret="s3cret"))
+
+    # When a flood of webhooks names it
+    refused = [send() for _ in range(5)]
+    # Then every one is refused as before, and Secrets Manager is asked once
+    assert {(a["statusCode"], body_of(a)["error"]["code"]) for a in refused} == {(401, "UNAUTHORIZED")}
+    assert len(asked) == 1
+    # And a secret stored meanwhile is asked for again once the miss is a minute old, then kept
+    prefix = fns["hook"].spec.environment["CPS_WEBHOOK_SECRET_PREFIX"]
+    boto3.client("secretsmanager").create_secret(Name=f"{prefix}meituan", SecretString="s3cret")
+    assert send()["statusCode"] == 401 and len(asked) == 1
+    later = time.monotonic() + signing.MISSING_SECRET_TTL + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert [send()["statusCode"] for _ in range(3)] == [200, 200, 200]
+    assert asked == [f"{prefix}meituan"] * 2
 
 
 def test_in_lambda_the_scheduled_pull_reads_its_sources_from_ssm(fns, abc, monkeypatch):
