@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import Counter
+from contextlib import contextmanager
 
 import boto3
 import pytest
 
+from marketing.core import dynamo
+from marketing.cps import signing
 from marketing.cps.signing import signed_headers
 from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
@@ -244,6 +248,90 @@ def test_reconciliation_shows_orders_only_one_path_saw(fns, abc):
     assert bad["statusCode"] == 422
 
 
+@contextmanager
+def dynamodb_calls(page_size: int | None = None):
+    """Counts our DynamoDB client's requests, GetItems by sort key (`ORDER`, `SETTINGS`, `PID`...) and the items
+    Queries read; `page_size` makes Queries page."""
+    seen: Counter = Counter()
+
+    def asked(model, params, **_):
+        seen[model.name] += 1
+        if model.name == "GetItem":
+            seen[params["Key"]["sk"]] += 1
+
+    def paged(model, params, **_):  # boto3 copies the params after provide-client-params: change its copy
+        if page_size and model.name == "Query":
+            params["Limit"] = page_size
+
+    def answered(parsed, model, **_):
+        seen["items read"] += parsed.get("ScannedCount", 0) if model.name == "Query" else 0
+
+    events = dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb", asked)
+    events.register("before-parameter-build.dynamodb", paged)
+    events.register("after-call.dynamodb", answered)
+    try:
+        yield seen
+    finally:
+        events.unregister("provide-client-params.dynamodb", asked)
+        events.unregister("before-parameter-build.dynamodb", paged)
+        events.unregister("after-call.dynamodb", answered)
+
+
+def test_reconciliation_of_one_platform_reads_only_its_orders_across_pages(fns, abc):
+    # Given one day's orders on `fake` and on platforms whose keys share its first letters
+    for n in range(3):
+        webhook(fns, order(abc, order_id=f"f{n}"))
+    fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc, order_id="f0")]})
+    for platform in ("fa", "fake_b", "eleme"):
+        webhook(fns, order(abc, order_id=f"{platform}-1"), platform=platform)
+
+    def recon(platform=None):
+        query = {"date": "2026-11-23", **({"platform": platform} if platform else {})}
+        answer = fns["api"](http_event("GET", "/v1/cps/reconciliation", "/v1/cps/reconciliation", query=query,
+                                       claims_=ADMIN))
+        return {k: v for k, v in body_of(answer).items() if k not in ("date", "platform")}
+
+    # When it is reconciled per platform, in pages of two orders
+    with dynamodb_calls(page_size=2) as calls:
+        fake = recon("fake")
+    # Then DynamoDB reads only that platform's three orders, and every page of them is answered
+    assert fake == {"orders": 3, "both": 1, "webhook_only": ["f1", "f2"], "pull_only": []}
+    assert (calls["items read"], calls["Query"]) == (3, 2)
+    with dynamodb_calls(page_size=2):
+        assert recon("fa") == {"orders": 1, "both": 0, "webhook_only": ["fa-1"], "pull_only": []}
+        assert recon("fake_b")["webhook_only"] == ["fake_b-1"]
+        assert recon()["webhook_only"] == ["eleme/eleme-1", "fa/fa-1", "fake/f1", "fake/f2", "fake_b/fake_b-1"]
+
+
+def test_a_save_lost_to_a_concurrent_writer_reads_the_order_again_but_not_the_settings_or_the_pid(fns, abc, stack):
+    # Given a pull that stores the order (CREATED) just before the webhook's PAID update saves it
+    raced: dict = {}
+
+    def pull_first(**_):
+        if not raced:  # once: the pull's own save comes through here too
+            raced["pull"] = None
+            raced["pull"] = fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake",
+                                         "orders": [order(abc, "CREATED")]})
+
+    events = dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb.TransactWriteItems", pull_first)
+    try:
+        with dynamodb_calls() as calls:
+            answer = webhook(fns, order(abc))
+    finally:
+        events.unregister("provide-client-params.dynamodb.TransactWriteItems", pull_first)
+    # Then the webhook's save fails on the order's condition, and it merges again on top of the pull's order
+    assert raced["pull"]["results"][0]["changed"] == 1
+    assert body_of(answer) == {"platform": "fake", "order_id": "o-1", "status": "PAID", "changed": True, "entries": 3}
+    assert calls["TransactWriteItems"] == 3 and calls["ORDER"] == 3  # the webhook's two tries, the pull's one
+    # And only the order is read again: the tenant's settings and the pid's owner are read once
+    assert (calls["SETTINGS"], calls["PID"]) == (1, 1)
+    assert entries(stack) == [("A", "accrual", 100), ("B", "accrual", 200), ("C", "accrual", 600)]
+    state = body_of(fns["api"](sample_event("cps_api/get_order.json")))
+    assert (state["status"], state["via_webhook"], state["via_pull"]) == ("PAID", True, True)
+
+
 def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):
     # Given the function runs in Lambda, where no default secret exists
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-webhook")
@@ -255,6 +343,33 @@ def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):
     boto3.client("secretsmanager").create_secret(Name=f"{prefix}meituan", SecretString="s3cret")
     ok = webhook(fns, body.decode(), platform="meituan", headers=signed_headers("t1", "meituan", body, secret="s3cret"))
     assert ok["statusCode"] == 200
+
+
+def test_webhooks_of_a_platform_without_a_secret_ask_secrets_manager_once_a_minute(fns, abc, monkeypatch):
+    # Given the function runs in Lambda and no secret is stored for `meituan`
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-webhook")
+    asked: list[str] = []
+    signing._secrets().client.meta.events.register("provide-client-params.secrets-manager.GetSecretValue",
+                                                   lambda params, **_: asked.append(params["SecretId"]))
+    body = json.dumps(order(abc))
+
+    def send():
+        return webhook(fns, body, platform="meituan",
+                       headers=signed_headers("t1", "meituan", body.encode(), secret="s3cret"))
+
+    # When a flood of webhooks names it
+    refused = [send() for _ in range(5)]
+    # Then every one is refused as before, and Secrets Manager is asked once
+    assert {(a["statusCode"], body_of(a)["error"]["code"]) for a in refused} == {(401, "UNAUTHORIZED")}
+    assert len(asked) == 1
+    # And a secret stored meanwhile is asked for again once the miss is a minute old, then kept
+    prefix = fns["hook"].spec.environment["CPS_WEBHOOK_SECRET_PREFIX"]
+    boto3.client("secretsmanager").create_secret(Name=f"{prefix}meituan", SecretString="s3cret")
+    assert send()["statusCode"] == 401 and len(asked) == 1
+    later = time.monotonic() + signing.MISSING_SECRET_TTL + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert [send()["statusCode"] for _ in range(3)] == [200, 200, 200]
+    assert asked == [f"{prefix}meituan"] * 2
 
 
 def test_in_lambda_the_scheduled_pull_reads_its_sources_from_ssm(fns, abc, monkeypatch):

@@ -184,5 +184,10 @@ def all_entries(tenant: str, user_id: str) -> list[dict]:
     return _query_all(KeyConditionExpression=Key("pk").eq(_aff_pk(tenant, user_id)) & Key("sk").begins_with("CPSL#"))
 
 
-def orders_of_day(tenant: str, day: str) -> list[dict]:
-    return _query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(f"T#{tenant}#CPSDAY#{day}"))
+def orders_of_day(tenant: str, day: str, platform: str | None = None) -> list[dict]:
+    """A day's orders, of one platform if given: its sort-key prefix (platforms hold no `#`), so DynamoDB
+    reads only that platform's orders and every page's `LastEvaluatedKey` stays inside the prefix."""
+    key = Key("gsi1pk").eq(f"T#{tenant}#CPSDAY#{day}")
+    if platform:
+        key = key & Key("gsi1sk").begins_with(f"{platform}#")
+    return _query_all(IndexName="gsi1", KeyConditionExpression=key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -218,6 +219,10 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
     """Merge one order update into the stored order and append the ledger entries the change adds, in one
     transaction guarded by the order's version. A repeat, or an older status, changes nothing."""
     tenant, update = caller.tenant_id, Progress.of(order.status, order.refund_price, order.settled_at is not None)
+    # A lost save fails on the order's version only: the settings and the pid's chain it read are still good.
+    # Read on the first attempt that pays (a repeat or a refund reads neither), kept for the retries.
+    tenant_settings = cache(lambda: settings_of(tenant))
+    chain_of = cache(lambda pid, levels: _chain(tenant, pid, levels))
     for _ in range(_SAVE_ATTEMPTS):
         current = dal.get_order(tenant, platform, order.order_id)
         old, version = _progress(current), (current or {}).get("version", 0)
@@ -228,8 +233,8 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
         shares, hold_days, promoter = None, base.get("hold_days", Settings().hold_days), base.get("promoter_id")
         paying = update.paid and not old.paid
         if paying:
-            settings = settings_of(tenant)
-            chain = _chain(tenant, base["pid"], settings.levels)
+            settings = tenant_settings()
+            chain = chain_of(base["pid"], settings.levels)
             shares = commission.split(order.commission, settings.rates_bp, chain)
             hold_days, promoter = settings.hold_days, chain[0] if chain else None
             base = {**base, "pay_price": order.pay_price, "commission": order.commission}
@@ -357,7 +362,7 @@ def reconciliation(caller: Caller, day: str, platform: str | None) -> Reconcilia
     """The orders of a day (paid that day, or first seen that day if unpaid) by how they reached us: a
     platform's webhooks and its pulls should see the same orders; what only one saw needs a look."""
     caller.require(Role.ADMIN, Role.SERVICE)
-    orders = [o for o in dal.orders_of_day(caller.tenant_id, day) if platform is None or o["platform"] == platform]
+    orders = dal.orders_of_day(caller.tenant_id, day, platform)
     name = (lambda o: o["order_id"]) if platform else (lambda o: f"{o['platform']}/{o['order_id']}")
     return Reconciliation(
         date=day, platform=platform, orders=len(orders),

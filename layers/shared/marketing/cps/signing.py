@@ -8,7 +8,8 @@ stored secret per platform serves every tenant.
 
 Where the platform secret comes from: `CPS_WEBHOOK_SECRET_<PLATFORM>` if set; in Lambda otherwise the
 Secrets Manager secret `{CPS_WEBHOOK_SECRET_PREFIX}{platform}` (cached 5 minutes, missing = every request
-refused); outside Lambda (the local stack, tests) the default `local-webhook-secret`.
+refused, and the miss cached a minute); outside Lambda (the local stack, tests) the default
+`local-webhook-secret`.
 
 `python -m marketing.cps.signing TENANT PLATFORM FILE` prints the headers for a body, for curl.
 """
@@ -20,13 +21,46 @@ import hmac
 import os
 import sys
 import time
+from functools import cache
 from pathlib import Path
 
-from aws_lambda_powertools.utilities import parameters
+import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 LOCAL_DEFAULT_SECRET = "local-webhook-secret"
 TOLERANCE_SECONDS = 300
+SECRET_MAX_AGE = 300  # a stored secret is kept 5 minutes
+MISSING_SECRET_TTL = 60  # a missing one is remembered a minute: a flood of bad webhooks costs one call a minute
+_MISSING_LIMIT = 1024  # made-up platform names must not grow a container's memory without bound
+
+_missing: dict[str, float] = {}  # secret name → time.monotonic() until which it counts as missing
+
+
+@cache
+def _secrets() -> SecretsProvider:
+    """Built lazily, once per container, from boto3's default session (tests point it at their mock)."""
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+
+
+def reset() -> None:
+    """Forget the client and its cached secrets and misses (tests start each stack afresh)."""
+    _secrets.cache_clear()
+    _missing.clear()
+
+
+def _stored_secret(name: str) -> str | None:
+    if _missing.get(name, 0.0) > time.monotonic():
+        return None
+    try:
+        return _secrets().get(name, max_age=SECRET_MAX_AGE)
+    except GetParameterError:
+        # Any failure, not only "not found": it already outlived boto3's retries, and an order whose webhook
+        # is refused meanwhile is redelivered by its platform or picked up by the next pull.
+        if len(_missing) >= _MISSING_LIMIT:
+            _missing.clear()
+        _missing[name] = time.monotonic() + MISSING_SECRET_TTL
+        return None
 
 
 def platform_secret(platform: str) -> str | None:
@@ -35,10 +69,8 @@ def platform_secret(platform: str) -> str | None:
         return explicit
     if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return LOCAL_DEFAULT_SECRET
-    try:
-        return parameters.get_secret(os.environ["CPS_WEBHOOK_SECRET_PREFIX"] + platform, max_age=300)
-    except (GetParameterError, KeyError):
-        return None  # fail closed: no secret, no accepted webhook
+    prefix = os.environ.get("CPS_WEBHOOK_SECRET_PREFIX")
+    return _stored_secret(prefix + platform) if prefix else None  # fail closed: no secret, no accepted webhook
 
 
 def tenant_key(secret: str, tenant_id: str) -> str:
