@@ -244,11 +244,6 @@ def reward_unchanged(t: str, rid: str, version: int) -> dict:
                                "ExpressionAttributeValues": {":v": version}}}
 
 
-def get_allowance(t: str, rid: str, user: str) -> int:
-    item = _get(allowance_key(t, rid, user)) or {}
-    return int(item.get("taken", 0))
-
-
 # --- reservations ---
 def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited: bool,
             per_user_limit: int | None) -> None:
