@@ -290,13 +290,14 @@ def test_the_sweeper_function_expires_due_reservations(apis, stack):
     sweeper = Function("ReservationSweeperFunction", stack)
     assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 0}
 
-    # Given the reservation's expiry has passed (its pointer moved back in time, as the clock would move on)
-    record = dal.get_reservation(T, "r1")
+    # Given the reservation's expiry has passed (it and its pointer moved back in time, as the clock would move on)
+    table, record = dal.dynamo.table(), dal.get_reservation(T, "r1")
     past = clock.iso(clock.now() - timedelta(minutes=5))
-    dal.drop_pointer(T, "r1", record["expires_at"])
-    dal.dynamo.table().update_item(Key=dal.reservation_key(T, "r1"), UpdateExpression="SET expires_at = :p",
-                                   ExpressionAttributeValues={":p": past})
-    dal.dynamo.table().put_item(Item={**dal.sweep_key(T, "r1", past), "tenant_id": T, "reservation_id": "r1"})
+    pointer = table.get_item(Key=dal.sweep_key(T, "r1", record["expires_at"]))["Item"]
+    table.delete_item(Key=dal.sweep_key(T, "r1", record["expires_at"]))
+    table.put_item(Item={**pointer, **dal.sweep_key(T, "r1", past), "expires_at": past})
+    table.update_item(Key=dal.reservation_key(T, "r1"), UpdateExpression="SET expires_at = :p",
+                      ExpressionAttributeValues={":p": past})
 
     assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 1}
     assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 0}

@@ -3,11 +3,15 @@ moto: rewards, reservations that never over-issue, grants and their transitions.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from datetime import timedelta
+
 import pytest
 
+from marketing.core import clock
 from marketing.core.errors import Conflict, NotFound
 from marketing.core.identity import Caller, Role
-from marketing.rewards import api, service
+from marketing.rewards import api, dal, service
 from marketing.rewards.errors import OutOfStock, PerUserLimitReached, ReservationClosed, RewardNotFound
 from marketing.rewards.models import RewardIn
 
@@ -23,6 +27,31 @@ def make_reward(total_stock: int | None = 10, per_user_limit: int | None = None,
 
 def stock(reward_id: str) -> dict:
     return api.get_reward(T, reward_id)["stock"]
+
+
+@contextmanager
+def dynamodb_requests(hook=None):
+    """The name of every DynamoDB request sent; `hook(name)` runs just before each one is sent."""
+    sent: list[str] = []
+
+    def record(model, **_):
+        sent.append(model.name)
+        if hook:
+            hook(model.name)
+
+    events = dal.dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb", record)
+    try:
+        yield sent
+    finally:
+        events.unregister("provide-client-params.dynamodb", record)
+
+
+def after_expiry(monkeypatch, minutes: int = 2) -> None:
+    """The service's clock moves `minutes` ahead."""
+    later = clock.now() + timedelta(minutes=minutes)
+    monkeypatch.setattr(service, "now_iso", lambda: clock.iso(later))
+    monkeypatch.setattr(service, "now", lambda: later)
 
 
 def test_get_reward_is_a_plain_dict_and_none_when_unknown_or_deleted(stack):
@@ -77,16 +106,64 @@ def test_expired_reservations_return_stock_by_themselves(stack, monkeypatch):
     reward_id = make_reward(total_stock=2)
     api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
     assert service.sweep() == 0  # not yet due
-    from marketing.core import clock
-    later = clock.now() + __import__("datetime").timedelta(minutes=2)
-    monkeypatch.setattr(service, "now_iso", lambda: clock.iso(later))
-    monkeypatch.setattr(service, "now", lambda: later)
+    after_expiry(monkeypatch)
     with pytest.raises(ReservationClosed, match="expired"):
         api.confirm(T, "r1")
     assert service.sweep() == 1
     assert service.sweep() == 0
     assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
     assert api.cancel(T, "r1")["status"] == "EXPIRED"
+
+
+def test_the_sweeper_releases_a_due_reservation_with_one_transaction_and_no_read(stack, monkeypatch):
+    # Given a pending reservation past its expiry
+    reward_id = make_reward(total_stock=2, per_user_limit=2)
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
+    after_expiry(monkeypatch)
+
+    # When the sweeper runs
+    with dynamodb_requests() as sent:
+        assert service.sweep() == 1
+
+    # Then it queried its work list and wrote one transaction: the reservation was never read
+    assert set(sent) == {"Query", "TransactWriteItems"} and sent.count("TransactWriteItems") == 1
+    assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
+    assert api.cancel(T, "r1")["status"] == "EXPIRED"
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r2")
+
+
+@pytest.mark.parametrize("rival", ["confirm", "cancel", "sweeper"])
+def test_a_sweep_that_loses_a_race_releases_nothing(stack, monkeypatch, rival):
+    # Given a due reservation that another writer moves between the sweeper's query and its transaction
+    reward_id = make_reward(total_stock=2, per_user_limit=2)
+    record = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
+    just_before = clock.iso(clock.now())  # a confirm that read its clock before the expiry
+    after_expiry(monkeypatch)
+    outcome: list = []
+
+    def race(name: str) -> None:
+        if name == "TransactWriteItems" and not outcome:
+            outcome.append(rival)
+            if rival == "confirm":
+                dal.confirm(T, record, just_before)
+            elif rival == "cancel":
+                api.cancel(T, "r1")
+            else:
+                outcome.append(service.sweep())
+
+    # When the sweeper runs
+    with dynamodb_requests(race):
+        assert service.sweep() == 0
+
+    # Then the rival's move stands and the quantity came back at most once
+    assert outcome == ([rival, 1] if rival == "sweeper" else [rival])  # a rival sweeper expired it
+    if rival == "confirm":
+        assert api.confirm(T, "r1")["status"] == "CONFIRMED"
+        assert stock(reward_id) == {"total": 2, "available": 0, "reserved": 0, "issued": 2}
+    else:
+        assert api.cancel(T, "r1")["status"] == ("CANCELLED" if rival == "cancel" else "EXPIRED")
+        assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
+        api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r2")
 
 
 def test_grants_are_idempotent_and_move_only_along_legal_transitions(stack):

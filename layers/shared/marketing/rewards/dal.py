@@ -4,7 +4,8 @@
     stock shard i        pk T#{t}#REWARD#{rid}#STOCK#{i}  sk STOCK       available (limited only), reserved, issued
     user's allowance     pk T#{t}#REWARD#{rid}#U#{user}   sk LIMIT       taken
     reservation          pk T#{t}#RES#{id}                sk RES         gsi1 T#{t}#REWARD#{rid}#RES / {created_at}#{id}
-    expiry pointer       pk SWEEP#RES#{n}                 sk {expires_at}#{t}#{id}   (pending reservations only)
+    expiry pointer       pk SWEEP#RES#{n}                 sk {expires_at}#{t}#{id}   (pending reservations only;
+                                                                          holds what their release needs)
     grant                pk T#{t}#GRANT#{gid}             sk GRANT       gsi1 T#{t}#GRANTS / {created_at}#{gid}
     grant's code         pk T#{t}#GRANT#{gid}             sk CODE
     code key + sequence  pk T#{t}#CODES                   sk KEY
@@ -27,6 +28,8 @@ from marketing.core import dynamo, pagination
 from marketing.core.errors import Conflict
 
 SWEEP_PARTITIONS = 4
+# A reservation's fields its release needs: its expiry pointer carries them, so the sweeper never reads it.
+RELEASE_FIELDS = ("reservation_id", "reward_id", "user_id", "shard", "quantity", "limited", "counted", "expires_at")
 
 
 class ConditionFailed(Exception):
@@ -241,11 +244,6 @@ def reward_unchanged(t: str, rid: str, version: int) -> dict:
                                "ExpressionAttributeValues": {":v": version}}}
 
 
-def get_allowance(t: str, rid: str, user: str) -> int:
-    item = _get(allowance_key(t, rid, user)) or {}
-    return int(item.get("taken", 0))
-
-
 # --- reservations ---
 def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited: bool,
             per_user_limit: int | None) -> None:
@@ -261,7 +259,7 @@ def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited
     if per_user_limit is not None:
         actions.append(take_allowance(t, r["reward_id"], r["user_id"], r["quantity"], per_user_limit))
     actions.append({"Put": {"Item": {**sweep_key(t, r["reservation_id"], r["expires_at"]), "tenant_id": t,
-                                     "reservation_id": r["reservation_id"]}}})
+                                     **{k: r[k] for k in RELEASE_FIELDS}}}})
     transact(actions)
 
 
@@ -303,17 +301,14 @@ def release_actions(t: str, r: dict, to: str, now: str, *, only_if_expired: bool
 
 
 def due_reservations(now: str, limit: int = 100) -> list[dict]:
-    """Pointers of pending reservations whose expiry has passed, across tenants (the sweeper's work)."""
+    """Pointers of pending reservations whose expiry has passed, across tenants (the sweeper's work): each is
+    `tenant_id` and the RELEASE_FIELDS of its reservation, enough for `release`."""
     due = []
     for n in range(SWEEP_PARTITIONS):
         answer = dynamo.table().query(KeyConditionExpression=Key("pk").eq(f"SWEEP#RES#{n}") & Key("sk").lte(now),
                                       Limit=limit)
-        due.extend(dynamo.plain(i) for i in answer.get("Items", []))
+        due.extend(strip(i) for i in answer.get("Items", []))
     return due
-
-
-def drop_pointer(t: str, res_id: str, expires_at: str) -> None:
-    dynamo.table().delete_item(Key=sweep_key(t, res_id, expires_at))
 
 
 def list_reservations(t: str, rid: str, user_id: str | None, status: str | None, limit: int,

@@ -256,7 +256,7 @@ def _count_failure(tenant: str, user_id: str, window: int) -> None:
         raise TooManyFailures("too many failed redemptions: try again later")
 
 
-def _valid_until(reward: dict, code: dict, moment) -> str | None:
+def _valid_until(reward: dict, moment) -> str | None:
     if reward.get("valid_days"):
         return iso(moment + timedelta(days=reward["valid_days"]))
     return reward.get("valid_until")
@@ -323,7 +323,7 @@ def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
         for shard in shard_order(t, reward, 1):
             grant = {"grant_id": new_id(), "reward_id": item["reward_id"], "user_id": user, "status": "DISTRIBUTED",
                      "quantity": 1, "campaign_id": item.get("campaign_id"), "batch_id": item.get("batch_id"),
-                     "code_suffix": codes.suffix(code), "valid_until": _valid_until(reward, item, moment),
+                     "code_suffix": codes.suffix(code), "valid_until": _valid_until(reward, moment),
                      "details": {}, "created_at": stamp, "updated_at": stamp,
                      "shard": shard, "limited": limited, "counted": limit is not None}
             allowance = dal.take_allowance(t, item["reward_id"], user, 1, limit) if limit is not None else None
@@ -376,7 +376,7 @@ def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str
     secret, seq = dal.allocate_codes(t, 1)
     batch = {"batch_id": None, "reward_id": reward_id, "campaign_id": campaign_id, "length": length, "prefix": prefix,
              "valid_from": reward.get("valid_from"),
-             "expire_time": _valid_until(reward, {}, now())}
+             "expire_time": _valid_until(reward, now())}
     record = {**_code_record(batch, codes.CodeMaker(secret, length, prefix), seq), "assigned_to": user_id,
               "issued_grant": grant_id}
     return _bind(t, grant_id, record, fresh=True)

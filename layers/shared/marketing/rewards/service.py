@@ -259,16 +259,13 @@ def sweep(rounds: int = 20) -> int:
         if not due:
             break
         for pointer in due:
-            t, res_id = pointer["tenant_id"], pointer["reservation_id"]
-            record = dal.get_reservation(t, res_id)
-            if record is None or record["status"] != "PENDING":
-                dal.drop_pointer(t, res_id, pointer["sk"].split("#", 1)[0])
-                continue
+            # The pointer holds what the release needs, so no read: the transaction's condition (still PENDING,
+            # due) decides, and a pointer exists exactly while its reservation is PENDING.
             try:
-                dal.release(t, record, "EXPIRED", moment, only_if_expired=True)
+                dal.release(pointer["tenant_id"], pointer, "EXPIRED", moment, only_if_expired=True)
                 expired += 1
             except dal.ConditionFailed:
-                pass  # confirmed or cancelled meanwhile: that transaction removed the pointer
+                pass  # confirmed, cancelled or swept meanwhile: that transaction moved it and removed the pointer
     if expired:
         metrics.add_metric(name="ReservationsExpired", unit="Count", value=expired)
     return expired
