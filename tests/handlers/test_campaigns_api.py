@@ -4,6 +4,8 @@ events, and the grant worker fed the GrantQueue messages that the template's rul
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -577,3 +579,43 @@ def test_the_rewards_frequency_validator_is_exact_and_failed_grants_give_their_s
     assert sorted(g["status"] for g in grants_of(tid3)) == ["DISTRIBUTED", "FAILED"]
     slots = [i for i in table_items(stack) if i["sk"].startswith(f"GRANTFREQ#{scarce['reward_id']}#")]
     assert [(i["sk"].count("#"), i.get("n")) for i in slots] == [(2, 1), (3, None)]
+
+
+@contextmanager
+def dynamo_requests() -> Iterator[list[str]]:
+    """The DynamoDB operations sent while the block runs, seen by a botocore hook on the shared client."""
+    sent: list[str] = []
+
+    def hook(model, **_):
+        sent.append(model.name)
+
+    events = campaigns_dal.dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb", hook)
+    try:
+        yield sent
+    finally:
+        events.unregister("provide-client-params.dynamodb", hook)
+
+
+def test_a_campaign_update_answers_from_its_own_write(api):
+    # Given a campaign with a description and an audience
+    _, first = call(api, "POST", "/v1/audiences", "/v1/audiences", body={"name": "All", "audience_type": "ALL"})
+    _, second = call(api, "POST", "/v1/audiences", "/v1/audiences", body={"name": "All 2", "audience_type": "ALL"})
+    _, campaign = call(api, "POST", "/v1/campaigns", "/v1/campaigns",
+                       body={**CAMPAIGN, "description": "d", "audience_id": first["audience_id"]})
+    path, route = f"/v1/campaigns/{campaign['campaign_id']}", "/v1/campaigns/{campaign_id}"
+    # When it is renamed, keeping its audience: one read of the audience it has, one UpdateItem (ALL_NEW)
+    with dynamo_requests() as sent:
+        status, renamed = call(api, "PUT", path, route,
+                               body={**CAMPAIGN, "name": "Renamed", "audience_id": first["audience_id"]})
+    assert status == 200 and sent == ["GetItem", "UpdateItem"]
+    # Then the answer is what a read gives (the description it dropped is gone)
+    assert renamed == call(api, "GET", path, route)[1]
+    assert renamed["name"] == "Renamed" and renamed["description"] == ""
+    # When it moves to another audience: the read, then the transaction that moves the references; no re-read
+    with dynamo_requests() as sent:
+        status, moved = call(api, "PUT", path, route,
+                             body={**CAMPAIGN, "description": "e", "audience_id": second["audience_id"]})
+    assert status == 200 and sent == ["GetItem", "TransactWriteItems"]
+    assert moved == call(api, "GET", path, route)[1]
+    assert (moved["audience_id"], moved["description"]) == (second["audience_id"], "e")
