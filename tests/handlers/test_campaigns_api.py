@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import boto3
 import pytest
+from pydantic import TypeAdapter
 
 from marketing.campaigns import channels
 from marketing.campaigns import dal as campaigns_dal
@@ -350,6 +351,61 @@ def test_audiences_gate_who_progresses(api, engine):
     status, match = call(api, "POST", f"/v1/audiences/{vip['audience_id']}/match", "/v1/audiences/{audience_id}/match",
                          body={"user_id": "x", "user_attributes": {"tags": ["vip"], "level": 2}})
     assert status == 200 and match["matches"] is False
+
+
+def rule_parses(monkeypatch, rule: dict) -> list:
+    """Every time pydantic validates `rule` (as a dict or as JSON text), whoever asks."""
+    def same(value) -> bool:
+        if isinstance(value, (str, bytes)):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return False
+        return value == rule
+
+    def counting(original):
+        def spy(adapter, value, *args, **kwargs):
+            if same(value):
+                seen.append(value)
+            return original(adapter, value, *args, **kwargs)
+        return spy
+
+    seen = []
+    for name in ("validate_python", "validate_json"):
+        monkeypatch.setattr(TypeAdapter, name, counting(getattr(TypeAdapter, name)))
+    return seen
+
+
+def test_tag_rules_are_parsed_once_per_version(api, engine, monkeypatch):
+    # Given a TAG audience (a rule no other test uses) behind two tasks listening to the same event
+    reward = make_reward()
+    rule = {"all": [{"attr": "level", "op": "gte", "value": 3}, {"attr": "parsed_once", "op": "ne", "value": 1}]}
+    _, audience = call(api, "POST", "/v1/audiences", "/v1/audiences",
+                       body={"name": "Levels", "audience_type": "TAG", "rule": rule})
+    campaign = {**CAMPAIGN, "audience_id": audience["audience_id"]}
+    cid, first = setup_task(api, reward["reward_id"], campaign=campaign, event_type="SIGN_IN", period="DAILY",
+                            condition={"type": "count", "operator": ">=", "value": 100})
+    _, second = call(api, "POST", "/v1/tasks", "/v1/tasks", body=task_body(
+        reward["reward_id"], event_type="SIGN_IN", period="DAILY",
+        condition={"type": "count", "operator": ">=", "value": 100}))
+    call(api, "POST", f"/v1/campaigns/{cid}/tasks", "/v1/campaigns/{campaign_id}/tasks",
+         body={"task_id": second["task_id"]})
+    parses = rule_parses(monkeypatch, rule)
+    # When three events are evaluated against it (six audience checks)
+    for n in range(3):
+        answer = engine(triggered(f"u-{n}", f"e-{n}", "SIGN_IN", user_attributes={"level": 5}))
+        assert {o["outcome"] for o in answer["outcomes"]} == {"COUNTED"}
+    # Then the rule was parsed once in this container
+    assert len(parses) == 1
+    # And an updated rule is used at once: never the stale one
+    status, _ = call(api, "PUT", f"/v1/audiences/{audience['audience_id']}", "/v1/audiences/{audience_id}",
+                     body={"name": "Levels", "audience_type": "TAG",
+                           "rule": {"attr": "level", "op": "gte", "value": 10}})
+    assert status == 200
+    answer = engine(triggered("u-0", "e-3", "SIGN_IN", user_attributes={"level": 5}))
+    assert {o["outcome"] for o in answer["outcomes"]} == {"NOT_LIVE"}
+    answer = engine(triggered("u-0", "e-4", "SIGN_IN", user_attributes={"level": 10}))
+    assert {o["outcome"] for o in answer["outcomes"]} == {"COUNTED"}
 
 
 def test_paused_campaigns_and_task_windows_stop_progress(api, engine):
