@@ -19,6 +19,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from marketing.core import dynamo, pagination
+from marketing.rewards.dal import grant_key
 
 
 class ConditionFailed(Exception):
@@ -486,9 +487,18 @@ def _frequency_keys(tenant: str, user_id: str, reward_id: str, window: str, gran
             {"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}#{grant_id}"})
 
 
+def _grant_is(tenant: str, grant_id: str, status: str) -> dict:
+    """A transaction's check on the grant (the rewards capability's item) being in `status`."""
+    return {"ConditionCheck": {"Key": grant_key(tenant, grant_id), "ConditionExpression": "#s = :s",
+                               "ExpressionAttributeNames": {"#s": "status"},
+                               "ExpressionAttributeValues": {":s": status}}}
+
+
 def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str, limit: int) -> bool:
     """One of the user's `limit` grants of the reward in `window`, for this grant: a marker (a repeat for the same
-    grant finds it and answers True) and the window's counter, conditional on staying within the limit."""
+    grant finds it and answers True) and the window's counter, conditional on staying within the limit and on
+    the grant still being PENDING (no slot is taken once it has failed, so a release is final). Raises
+    ConditionFailed when the grant has moved on."""
     counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
     try:
         _transact([
@@ -496,20 +506,26 @@ def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant
             {"Update": {"Key": counter, "UpdateExpression": "ADD n :one",
                         "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
                         "ExpressionAttributeValues": {":one": 1, ":limit": limit}}},
+            _grant_is(tenant, grant_id, "PENDING"),
         ])
         return True
     except ConditionFailed as exc:
+        if exc.reasons[2] == "ConditionalCheckFailed":
+            raise
         return exc.reasons[0] == "ConditionalCheckFailed"  # taken before by this very grant
 
 
 def release_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> None:
-    """Give the grant's slot back (a failed grant does not count); safe to repeat."""
+    """Give back the slot this grant took, once it is FAILED (a final state): the marker's deletion is the
+    condition, so a slot it never took, or gave back already, moves nothing, and a grant that did not fail
+    (a racing delivery distributed it) keeps its slot. Safe to repeat."""
     counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
     try:
         _transact([
             {"Delete": {"Key": marker, "ConditionExpression": "attribute_exists(pk)"}},
             {"Update": {"Key": counter, "UpdateExpression": "ADD n :minus",
                         "ExpressionAttributeValues": {":minus": -1}}},
+            _grant_is(tenant, grant_id, "FAILED"),
         ])
     except ConditionFailed:
-        pass  # released before, or never taken
+        pass  # never taken, released before, or the grant has not failed
