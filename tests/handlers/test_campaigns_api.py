@@ -4,16 +4,19 @@ events, and the grant worker fed the GrantQueue messages that the template's rul
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
+from pydantic import TypeAdapter
 
-from marketing.campaigns import channels
+from marketing.campaigns import channels, grants
 from marketing.campaigns import dal as campaigns_dal
 from marketing.campaigns.periods import ONCE_KEY
 from marketing.core.identity import Caller, Role
 from marketing.rewards import service as rewards_service
-from marketing.rewards.models import RewardIn
+from marketing.rewards.models import RewardFields, RewardIn
 from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
 ADMIN = claims("t1", "ops", "[admin]")
@@ -350,6 +353,61 @@ def test_audiences_gate_who_progresses(api, engine):
     assert status == 200 and match["matches"] is False
 
 
+def rule_parses(monkeypatch, rule: dict) -> list:
+    """Every time pydantic validates `rule` (as a dict or as JSON text), whoever asks."""
+    def same(value) -> bool:
+        if isinstance(value, (str, bytes)):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return False
+        return value == rule
+
+    def counting(original):
+        def spy(adapter, value, *args, **kwargs):
+            if same(value):
+                seen.append(value)
+            return original(adapter, value, *args, **kwargs)
+        return spy
+
+    seen = []
+    for name in ("validate_python", "validate_json"):
+        monkeypatch.setattr(TypeAdapter, name, counting(getattr(TypeAdapter, name)))
+    return seen
+
+
+def test_tag_rules_are_parsed_once_per_version(api, engine, monkeypatch):
+    # Given a TAG audience (a rule no other test uses) behind two tasks listening to the same event
+    reward = make_reward()
+    rule = {"all": [{"attr": "level", "op": "gte", "value": 3}, {"attr": "parsed_once", "op": "ne", "value": 1}]}
+    _, audience = call(api, "POST", "/v1/audiences", "/v1/audiences",
+                       body={"name": "Levels", "audience_type": "TAG", "rule": rule})
+    campaign = {**CAMPAIGN, "audience_id": audience["audience_id"]}
+    cid, first = setup_task(api, reward["reward_id"], campaign=campaign, event_type="SIGN_IN", period="DAILY",
+                            condition={"type": "count", "operator": ">=", "value": 100})
+    _, second = call(api, "POST", "/v1/tasks", "/v1/tasks", body=task_body(
+        reward["reward_id"], event_type="SIGN_IN", period="DAILY",
+        condition={"type": "count", "operator": ">=", "value": 100}))
+    call(api, "POST", f"/v1/campaigns/{cid}/tasks", "/v1/campaigns/{campaign_id}/tasks",
+         body={"task_id": second["task_id"]})
+    parses = rule_parses(monkeypatch, rule)
+    # When three events are evaluated against it (six audience checks)
+    for n in range(3):
+        answer = engine(triggered(f"u-{n}", f"e-{n}", "SIGN_IN", user_attributes={"level": 5}))
+        assert {o["outcome"] for o in answer["outcomes"]} == {"COUNTED"}
+    # Then the rule was parsed once in this container
+    assert len(parses) == 1
+    # And an updated rule is used at once: never the stale one
+    status, _ = call(api, "PUT", f"/v1/audiences/{audience['audience_id']}", "/v1/audiences/{audience_id}",
+                     body={"name": "Levels", "audience_type": "TAG",
+                           "rule": {"attr": "level", "op": "gte", "value": 10}})
+    assert status == 200
+    answer = engine(triggered("u-0", "e-3", "SIGN_IN", user_attributes={"level": 5}))
+    assert {o["outcome"] for o in answer["outcomes"]} == {"NOT_LIVE"}
+    answer = engine(triggered("u-0", "e-4", "SIGN_IN", user_attributes={"level": 10}))
+    assert {o["outcome"] for o in answer["outcomes"]} == {"COUNTED"}
+
+
 def test_paused_campaigns_and_task_windows_stop_progress(api, engine):
     reward = make_reward()
     paused_cid, _ = setup_task(api, reward["reward_id"], campaign={**CAMPAIGN, "status": "PAUSED"})
@@ -577,3 +635,124 @@ def test_the_rewards_frequency_validator_is_exact_and_failed_grants_give_their_s
     assert sorted(g["status"] for g in grants_of(tid3)) == ["DISTRIBUTED", "FAILED"]
     slots = [i for i in table_items(stack) if i["sk"].startswith(f"GRANTFREQ#{scarce['reward_id']}#")]
     assert [(i["sk"].count("#"), i.get("n")) for i in slots] == [(2, 1), (3, None)]
+
+
+@contextmanager
+def dynamo_requests() -> Iterator[list[str]]:
+    """The DynamoDB operations sent while the block runs, seen by a botocore hook on the shared client."""
+    sent: list[str] = []
+
+    def hook(model, **_):
+        sent.append(model.name)
+
+    events = campaigns_dal.dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb", hook)
+    try:
+        yield sent
+    finally:
+        events.unregister("provide-client-params.dynamodb", hook)
+
+
+def test_a_campaign_update_answers_from_its_own_write(api):
+    # Given a campaign with a description and an audience
+    _, first = call(api, "POST", "/v1/audiences", "/v1/audiences", body={"name": "All", "audience_type": "ALL"})
+    _, second = call(api, "POST", "/v1/audiences", "/v1/audiences", body={"name": "All 2", "audience_type": "ALL"})
+    _, campaign = call(api, "POST", "/v1/campaigns", "/v1/campaigns",
+                       body={**CAMPAIGN, "description": "d", "audience_id": first["audience_id"]})
+    path, route = f"/v1/campaigns/{campaign['campaign_id']}", "/v1/campaigns/{campaign_id}"
+    # When it is renamed, keeping its audience: one read of the audience it has, one UpdateItem (ALL_NEW)
+    with dynamo_requests() as sent:
+        status, renamed = call(api, "PUT", path, route,
+                               body={**CAMPAIGN, "name": "Renamed", "audience_id": first["audience_id"]})
+    assert status == 200 and sent == ["GetItem", "UpdateItem"]
+    # Then the answer is what a read gives (the description it dropped is gone)
+    assert renamed == call(api, "GET", path, route)[1]
+    assert renamed["name"] == "Renamed" and renamed["description"] == ""
+    # When it moves to another audience: the read, then the transaction that moves the references; no re-read
+    with dynamo_requests() as sent:
+        status, moved = call(api, "PUT", path, route,
+                             body={**CAMPAIGN, "description": "e", "audience_id": second["audience_id"]})
+    assert status == 200 and sent == ["GetItem", "TransactWriteItems"]
+    assert moved == call(api, "GET", path, route)[1]
+    assert (moved["audience_id"], moved["description"]) == (second["audience_id"], "e")
+
+
+def set_validators(reward: dict, validators: list[dict]) -> None:
+    admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
+    fields = {k: reward[k] for k in RewardFields.model_fields if k in reward}
+    rewards_service.update_reward(admin, reward["reward_id"], RewardFields(**{**fields, "validators": validators}))
+
+
+def frequency_slots(stack, reward: dict) -> list[tuple[int, int | None]]:
+    """(depth of the sort key, n) of the reward's slot items: (2, n) a window's counter, (3, None) a marker."""
+    items = [i for i in table_items(stack) if i["sk"].startswith(f"GRANTFREQ#{reward['reward_id']}#")]
+    return sorted((i["sk"].count("#"), i.get("n")) for i in items)
+
+
+ONCE_A_DAY = [{"type": "frequency", "max_per_user": 1, "period": "DAY"}]
+DENY_U1 = [*ONCE_A_DAY, {"type": "user", "deny": ["u-1"]}]
+
+
+@pytest.mark.parametrize(("while_racing", "then", "outcome", "slots", "next_grant"), [
+    # the racing delivery distributes the grant, then the user is denied: the slow one fails and gives back nothing
+    (ONCE_A_DAY, DENY_U1, "DISTRIBUTED", [(2, 1), (3, None)], "FAILED"),
+    # the racing delivery fails it (denied), then the user is allowed again: the slow one takes no slot
+    (DENY_U1, ONCE_A_DAY, "FAILED", [], "DISTRIBUTED"),
+])
+def test_a_grant_delivered_twice_holds_exactly_the_slot_of_its_outcome(api, engine, worker, stack, while_racing, then,
+                                                                       outcome, slots, next_grant):
+    # Given a reward a user may get once a day, and a completion waiting on GrantQueue
+    reward = make_reward(stock=None, validators=ONCE_A_DAY)
+    _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
+    engine(triggered("u-1", "s-1", "SIGN_IN"))
+    queue = stack.queue_urls["GrantQueue"]
+    message = boto3.client("sqs").receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"][0]
+    detail = json.loads(message["Body"])["detail"]
+
+    # And a second delivery of the same message that runs to its end while the first one reads the reward,
+    # after which an operator changes the reward's validators
+    def duplicate_runs_first(params, **_):
+        if params.get("Key", {}).get("sk") == "REWARD":
+            events.unregister("provide-client-params.dynamodb.GetItem", duplicate_runs_first)
+            set_validators(reward, while_racing)
+            assert grants.process(detail, 1)["status"] == outcome
+            set_validators(reward, then)
+
+    events = campaigns_dal.dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb.GetItem", duplicate_runs_first)
+    # When the first delivery goes on with its stale view of the grant (PENDING)
+    drain(stack, worker)
+    # Then the grant keeps its outcome, and holds a slot exactly when it was distributed
+    assert [g["status"] for g in grants_of(tid)] == [outcome]
+    assert frequency_slots(stack, reward) == slots
+    # And the user's next grant that day is decided by that slot alone
+    set_validators(reward, ONCE_A_DAY)
+    engine(triggered("u-1", "s-2", "SIGN_IN", occurred_at="2026-11-24T16:00:00.000Z"))
+    drain(stack, worker)
+    assert sorted(g["status"] for g in grants_of(tid)) == sorted([outcome, next_grant])
+
+
+def test_a_failed_grant_gives_its_slot_back_once_despite_a_crash_and_a_repeat(api, engine, worker, stack):
+    # Given a grant that takes its slot, then fails (out of stock), in a container that dies right after FAILED
+    reward = make_reward(stock=0, validators=ONCE_A_DAY)
+    _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
+    engine(triggered("u-1", "s-1", "SIGN_IN"))
+    sqs, queue = boto3.client("sqs"), stack.queue_urls["GrantQueue"]
+    body = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"][0]["Body"]
+
+    def dies_before_giving_back(params, **_):
+        deletes = [a["Delete"]["Key"]["sk"] for a in params["TransactItems"] if "Delete" in a]
+        if any(sk.startswith("GRANTFREQ#") for sk in deletes):
+            events.unregister("provide-client-params.dynamodb.TransactWriteItems", dies_before_giving_back)
+            raise RuntimeError("the container died")
+
+    events = campaigns_dal.dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb.TransactWriteItems", dies_before_giving_back)
+    # When the message comes back, and is then delivered once more
+    assert len(drain(stack, worker)) == 1
+    assert [g["status"] for g in grants_of(tid)] == ["FAILED"]
+    assert frequency_slots(stack, reward) == [(2, 0)]
+    sqs.send_message(QueueUrl=queue, MessageBody=body)
+    assert drain(stack, worker) == []
+    # Then the slot went back exactly once
+    assert frequency_slots(stack, reward) == [(2, 0)]

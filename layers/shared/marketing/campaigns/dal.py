@@ -19,6 +19,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from marketing.core import dynamo, pagination
+from marketing.rewards.dal import grant_key
 
 
 class ConditionFailed(Exception):
@@ -118,25 +119,33 @@ def _same_audience(old: str | None) -> tuple[str, dict]:
     return "audience_id = :old_audience", {":old_audience": old}
 
 
-def update_campaign(tenant: str, campaign_id: str, fields: dict[str, Any], old_audience: str | None) -> dict:
-    """Replace the campaign's fields unless it has ENDED, guarded on the audience it had when read, so the
-    audiences' reference counts move exactly once."""
+def update_campaign(tenant: str, current: dict[str, Any], fields: dict[str, Any]) -> dict:
+    """Replace the campaign's fields unless it has ENDED, guarded on the audience it had when read (`current`),
+    so the audiences' reference counts move exactly once. Answers the campaign as written, without a re-read."""
+    old_audience, new_audience = current.get("audience_id"), fields.get("audience_id")
     expression, names, values = dynamo.update_expression(fields)
     same, same_values = _same_audience(old_audience)
-    actions = [{"Update": {
-        "Key": campaign_key(tenant, campaign_id), "UpdateExpression": expression,
-        "ConditionExpression": f"attribute_exists(pk) AND #status <> :ended AND {same}",
-        "ExpressionAttributeNames": {**names, "#status": "status"},
-        "ExpressionAttributeValues": {**values, ":ended": "ENDED", **same_values},
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]
-    new_audience = fields.get("audience_id")
-    if new_audience != old_audience:
-        if old_audience:
-            actions.append(_audience_ref(tenant, old_audience, -1))
-        if new_audience:
-            actions.append(_audience_ref(tenant, new_audience, 1))
+    update = {"Key": campaign_key(tenant, current["campaign_id"]), "UpdateExpression": expression,
+              "ConditionExpression": f"attribute_exists(pk) AND #status <> :ended AND {same}",
+              "ExpressionAttributeNames": {**names, "#status": "status"},
+              "ExpressionAttributeValues": {**values, ":ended": "ENDED", **same_values}}
+    if new_audience == old_audience:  # one item: a single UpdateItem says what it wrote
+        try:
+            return _strip(dynamo.table().update_item(**update, ReturnValues="ALL_NEW")["Attributes"])
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                raise ConditionFailed() from exc
+            raise
+    actions = [{"Update": {**update, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]
+    if old_audience:
+        actions.append(_audience_ref(tenant, old_audience, -1))
+    if new_audience:
+        actions.append(_audience_ref(tenant, new_audience, 1))
     _transact(actions)
-    return get_campaign(tenant, campaign_id, consistent=True)
+    # A transaction returns no item: the write set every field but the id, `created_at` (fixed) and
+    # `task_count` (moved by links meanwhile, so left out rather than answered stale).
+    written = {**current, **fields}
+    return {k: v for k, v in written.items() if v is not None and k != "task_count"}
 
 
 def delete_campaign(tenant: str, campaign_id: str, old_audience: str | None) -> None:
@@ -478,9 +487,18 @@ def _frequency_keys(tenant: str, user_id: str, reward_id: str, window: str, gran
             {"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}#{grant_id}"})
 
 
+def _grant_is(tenant: str, grant_id: str, status: str) -> dict:
+    """A transaction's check on the grant (the rewards capability's item) being in `status`."""
+    return {"ConditionCheck": {"Key": grant_key(tenant, grant_id), "ConditionExpression": "#s = :s",
+                               "ExpressionAttributeNames": {"#s": "status"},
+                               "ExpressionAttributeValues": {":s": status}}}
+
+
 def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str, limit: int) -> bool:
     """One of the user's `limit` grants of the reward in `window`, for this grant: a marker (a repeat for the same
-    grant finds it and answers True) and the window's counter, conditional on staying within the limit."""
+    grant finds it and answers True) and the window's counter, conditional on staying within the limit and on
+    the grant still being PENDING (no slot is taken once it has failed, so a release is final). Raises
+    ConditionFailed when the grant has moved on."""
     counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
     try:
         _transact([
@@ -488,20 +506,26 @@ def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant
             {"Update": {"Key": counter, "UpdateExpression": "ADD n :one",
                         "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
                         "ExpressionAttributeValues": {":one": 1, ":limit": limit}}},
+            _grant_is(tenant, grant_id, "PENDING"),
         ])
         return True
     except ConditionFailed as exc:
+        if exc.reasons[2] == "ConditionalCheckFailed":
+            raise
         return exc.reasons[0] == "ConditionalCheckFailed"  # taken before by this very grant
 
 
 def release_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> None:
-    """Give the grant's slot back (a failed grant does not count); safe to repeat."""
+    """Give back the slot this grant took, once it is FAILED (a final state): the marker's deletion is the
+    condition, so a slot it never took, or gave back already, moves nothing, and a grant that did not fail
+    (a racing delivery distributed it) keeps its slot. Safe to repeat."""
     counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
     try:
         _transact([
             {"Delete": {"Key": marker, "ConditionExpression": "attribute_exists(pk)"}},
             {"Update": {"Key": counter, "UpdateExpression": "ADD n :minus",
                         "ExpressionAttributeValues": {":minus": -1}}},
+            _grant_is(tenant, grant_id, "FAILED"),
         ])
     except ConditionFailed:
-        pass  # released before, or never taken
+        pass  # never taken, released before, or the grant has not failed

@@ -3,17 +3,12 @@ inside the campaign's and the task's windows, and the campaign's audience takes 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from marketing.campaigns import rules
 from marketing.campaigns.models import AudienceType, CampaignStatus
 from marketing.campaigns.periods import parse_time
-
-_RULE = TypeAdapter(rules.Rule)
 
 
 def in_window(item: dict[str, Any], at: datetime) -> bool:
@@ -33,7 +28,7 @@ def audience_takes(audience: dict[str, Any] | None, user_id: str, attributes: di
         return user_id in (audience.get("user_ids") or [])
     if attributes is None:
         return True
-    return rules.matches(_RULE.validate_python(json.loads(audience["rule_json"])), attributes)
+    return rules.matches(rules.parse(audience["rule_json"]), attributes)  # parsed once per rule version
 
 
 def live_campaign(task: dict[str, Any], campaigns: dict[str, dict], audiences: dict[str, dict], user_id: str,

@@ -2,8 +2,9 @@
 
 One `task.completed` becomes one grant, whose id is the completion id: every step is idempotent on it, so a
 repeated message resumes where the last attempt stopped. The grant moves PENDING → RESERVED → GENERATED →
-DISTRIBUTED, or to FAILED with a reason; a failed grant gives its reservation back. Distribution failures are
-retried (the message comes back, with backoff) until `GRANT_MAX_ATTEMPTS`, then the grant FAILS.
+DISTRIBUTED, or to FAILED with a reason; a failed grant gives back its reservation, then (once FAILED) the
+frequency slots it took. Distribution failures are retried (the message comes back, with backoff) until
+`GRANT_MAX_ATTEMPTS`, then the grant FAILS.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class _Pipeline:
         if grant["status"] in FINAL:
             if grant["status"] == "DISTRIBUTED":
                 self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
+            if grant["status"] == "FAILED":  # a crash between FAILED and giving the slots back: finish it
+                self.reward = rewards.get_reward(self.tenant, self.log["reward_id"])
+                self._release_frequencies()
             return grant
         self.reward = rewards.get_reward(self.tenant, self.log["reward_id"])
         if self.reward is None:
@@ -85,7 +89,8 @@ class _Pipeline:
                 for rule in self.reward.get("validators", []) if rule["type"] == "frequency"]
 
     def _release_frequencies(self) -> None:
-        for window, _ in self._frequencies():
+        """Only once the grant is FAILED; DynamoDB gives back just the slots it holds, once."""
+        for window, _ in self._frequencies() if self.reward is not None else []:
             dal.release_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window, self.grant_id)
 
     def _refusal(self) -> str | None:
@@ -108,8 +113,12 @@ class _Pipeline:
         if refusal:
             return self._fail(grant, refusal)
         for window, limit in self._frequencies():
-            if not dal.take_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window, self.grant_id,
-                                      limit):
+            try:
+                taken = dal.take_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window,
+                                           self.grant_id, limit)
+            except dal.ConditionFailed:  # a racing delivery moved the grant on: go on from where it is
+                return rewards.get_grant(self.tenant, self.grant_id)
+            if not taken:
                 return self._fail(grant, f"the user reached the reward's frequency limit of {limit}")
         try:
             rewards.reserve(self.tenant, reward_id=self.log["reward_id"], user_id=self.log["user_id"], quantity=1,
@@ -206,12 +215,13 @@ class _Pipeline:
                                "user_id": grant["user_id"], "status": grant["status"]})
 
     def _fail(self, grant: dict, reason: str) -> dict:
-        """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat)."""
+        """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat), the
+        frequency slots after: a delivery that finds the grant distributed by a racing one fails here and
+        gives back nothing."""
         if grant["status"] in HOLDS_RESERVATION:
             rewards.cancel(self.tenant, self.grant_id)
-        if self.reward is not None:
-            self._release_frequencies()
         grant = rewards.transition_grant(self.tenant, self.grant_id, to="FAILED", reason=reason)
+        self._release_frequencies()
         metrics.add_metric(name="GrantsFailed", unit="Count", value=1)
         logger.info("grant failed", extra={"grant_id": self.grant_id, "reason": reason})
         return grant

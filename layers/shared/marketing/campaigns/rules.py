@@ -10,10 +10,12 @@ one user's odd data cannot break an event for everyone. Trees are bounded in dep
 
 from __future__ import annotations
 
+import json
 import operator
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 MAX_DEPTH = 5
 MAX_NODES = 50
@@ -61,6 +63,15 @@ Rule = Condition | AllOf | AnyOf | Not
 
 for _model in (AllOf, AnyOf, Not):
     _model.model_rebuild()
+
+_RULE = TypeAdapter(Rule)
+
+
+@lru_cache(maxsize=256)
+def parse(rule_json: str) -> Rule:
+    """A stored rule, parsed once per container. Keyed by the JSON text itself, so an updated audience (new
+    text) is parsed afresh and a stale rule is never served. The result is shared: never mutate it."""
+    return _RULE.validate_python(json.loads(rule_json))
 
 
 def _children(rule: Rule) -> list[Rule]:

@@ -104,9 +104,7 @@ def update_campaign(caller: Caller, campaign_id: str, body: CampaignIn) -> Campa
         if current["status"] == "ENDED":
             raise Conflict(f"campaign {campaign_id} has ended and can no longer change")
         try:
-            item = dal.update_campaign(caller.tenant_id, campaign_id,
-                                       {**_campaign_fields(body), "updated_at": now_iso()},
-                                       current.get("audience_id"))
+            item = dal.update_campaign(caller.tenant_id, current, {**_campaign_fields(body), "updated_at": now_iso()})
             return _campaign_out(item)
         except dal.ConditionFailed as exc:
             if exc.reasons and exc.reasons[0] == "None":  # the campaign was fine: the new audience is not
