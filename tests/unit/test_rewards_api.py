@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
 from marketing.core import clock
 from marketing.core.errors import Conflict, NotFound
@@ -130,6 +131,30 @@ def test_the_sweeper_releases_a_due_reservation_with_one_transaction_and_no_read
     assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
     assert api.cancel(T, "r1")["status"] == "EXPIRED"
     api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r2")
+
+
+def test_a_busy_reservation_does_not_hold_back_the_sweep(stack, monkeypatch):
+    # Given two due reservations, the first of whose releases stays busy through every retry
+    reward_id = make_reward(total_stock=4, per_user_limit=4)
+    for rid in ("r1", "r2"):
+        api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id=rid)
+    after_expiry(monkeypatch)
+    conflict = ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "busy"},
+                            "CancellationReasons": [{"Code": "TransactionConflict"}]}, "TransactWriteItems")
+
+    def busy(params, **_):
+        if any("#r1'" in str(action) or "'r1'" in str(action) for action in params["TransactItems"]):
+            raise conflict
+
+    events = dal.dynamo.client().meta.events
+    events.register("provide-client-params.dynamodb.TransactWriteItems", busy)
+    try:
+        # When the sweeper runs, then it releases the other one, and the busy one waits for the next run
+        assert service.sweep() == 1
+    finally:
+        events.unregister("provide-client-params.dynamodb.TransactWriteItems", busy)
+    assert stock(reward_id)["available"] == 2
+    assert service.sweep() == 1 and stock(reward_id)["available"] == 4
 
 
 @pytest.mark.parametrize("rival", ["confirm", "cancel", "sweeper"])

@@ -15,7 +15,7 @@ from marketing.core.clock import iso, now, now_iso
 from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id
-from marketing.core.observability import metrics
+from marketing.core.observability import logger, metrics
 from marketing.rewards import dal
 from marketing.rewards.errors import (
     GrantNotFound,
@@ -252,10 +252,10 @@ def list_reservations(caller: Caller, reward_id: str, user_id: str | None, statu
 
 def sweep(rounds: int = 20) -> int:
     """Expire every pending reservation past its time: its quantity returns to stock (the scheduled sweeper)."""
-    expired = 0
+    expired, busy = 0, set()
     for _ in range(rounds):
         moment = now_iso()
-        due = dal.due_reservations(moment)
+        due = [p for p in dal.due_reservations(moment) if (p["tenant_id"], p["reservation_id"]) not in busy]
         if not due:
             break
         for pointer in due:
@@ -266,6 +266,9 @@ def sweep(rounds: int = 20) -> int:
                 expired += 1
             except dal.ConditionFailed:
                 pass  # confirmed, cancelled or swept meanwhile: that transaction moved it and removed the pointer
+            except Conflict:  # its reward is busy: the next run takes it; the others are not held back
+                logger.warning("a due reservation was busy", extra={"reservation_id": pointer["reservation_id"]})
+                busy.add((pointer["tenant_id"], pointer["reservation_id"]))
     if expired:
         metrics.add_metric(name="ReservationsExpired", unit="Count", value=expired)
     return expired
