@@ -637,6 +637,22 @@ def test_the_rewards_frequency_validator_is_exact_and_failed_grants_give_their_s
     assert [(i["sk"].count("#"), i.get("n")) for i in slots] == [(2, 1), (3, None)]
 
 
+def test_two_frequency_rules_of_one_period_hold_the_smaller_limit(api, engine, worker, stack):
+    # Given a reward with two daily frequency rules, 3 and 1, in that order
+    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 3, "period": "DAY"},
+                                                 {"type": "frequency", "max_per_user": 1, "period": "DAY"}])
+    _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
+    for day in ("2026-11-20", "2026-11-21"):
+        event = triggered("u-1", f"e-{day}", "SIGN_IN")
+        event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
+        engine(event)
+    # When both completions are granted on the same day, then only one is distributed
+    drain(stack, worker)
+    assert sorted(g["status"] for g in grants_of(tid)) == ["DISTRIBUTED", "FAILED"]
+    assert {g["reason"] for g in grants_of(tid) if g["status"] == "FAILED"} == \
+        {"the user reached the reward's frequency limit of 1"}
+
+
 @contextmanager
 def dynamo_requests() -> Iterator[list[str]]:
     """The DynamoDB operations sent while the block runs, seen by a botocore hook on the shared client."""

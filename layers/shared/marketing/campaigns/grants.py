@@ -81,12 +81,17 @@ class _Pipeline:
 
     # --- validator and reservation ---
     def _frequencies(self) -> list[tuple[str, int]]:
-        """(window, limit) of each `frequency` validator, the window taken from the completion's own time."""
+        """(window, limit) of the `frequency` validators, the window taken from the completion's own time. Rules
+        of the same period share one slot (its key is the window), so the smallest limit of a period holds."""
         moment = parse_time(self.log["completed_at"])
         windows = {"DAY": period_key(Period.DAILY, moment), "WEEK": period_key(Period.WEEKLY, moment),
                    "MONTH": moment.strftime("M%Y-%m"), "TOTAL": "ALL"}
-        return [(windows[rule.get("period", "TOTAL")], rule["max_per_user"])
-                for rule in self.reward.get("validators", []) if rule["type"] == "frequency"]
+        limits: dict[str, int] = {}
+        for rule in self.reward.get("validators", []):
+            if rule["type"] == "frequency":
+                window = windows[rule.get("period", "TOTAL")]
+                limits[window] = min(limits.get(window, rule["max_per_user"]), rule["max_per_user"])
+        return list(limits.items())
 
     def _release_frequencies(self) -> None:
         """Only once the grant is FAILED; DynamoDB gives back just the slots it holds, once."""
