@@ -71,6 +71,16 @@ def test_table_design():
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
+def test_the_code_knows_the_tables_key_attributes():
+    # dynamo.entity strips them from items and pagination checks page tokens against them.
+    from marketing.core import dynamo
+
+    table = TEMPLATE_DICT["Resources"]["Table"]["Properties"]
+    assert tuple(k["AttributeName"] for k in table["KeySchema"]) == dynamo.TABLE_KEY
+    assert {i["IndexName"]: tuple(k["AttributeName"] for k in i["KeySchema"])
+            for i in table["GlobalSecondaryIndexes"]} == dynamo.INDEX_KEYS
+
+
 def test_http_api_uses_a_jwt_authorizer_and_only_health_and_signed_webhooks_are_public():
     api = TEMPLATE_DICT["Resources"]["HttpApi"]["Properties"]["Auth"]
     assert api["DefaultAuthorizer"] == "JwtAuthorizer"

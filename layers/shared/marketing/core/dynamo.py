@@ -62,7 +62,11 @@ def batch_get(keys: list[dict[str, str]], *, consistent: bool = False) -> list[d
     return found
 
 
-TABLE_KEYS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
+# Key attributes of the table and of its indexes, as template.yaml defines them (tests/unit/test_template.py
+# checks they match).
+TABLE_KEY = ("pk", "sk")
+INDEX_KEYS = {"gsi1": ("gsi1pk", "gsi1sk")}
+TABLE_KEYS = frozenset(TABLE_KEY).union(*INDEX_KEYS.values())
 
 
 def entity(item: dict[str, Any] | None) -> dict[str, Any] | None:

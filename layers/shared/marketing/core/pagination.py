@@ -14,13 +14,10 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
+from marketing.core.dynamo import INDEX_KEYS, TABLE_KEY
 from marketing.core.errors import BadRequest
 
 MAX_LIMIT = 100
-# Key attributes of the table and of its indexes, as template.yaml defines them: an index query's
-# LastEvaluatedKey carries both the table's key and the index's.
-TABLE_KEY = ("pk", "sk")
-INDEX_KEYS = {"gsi1": ("gsi1pk", "gsi1sk")}
 
 
 def encode(last_key: dict[str, Any] | None) -> str | None:
@@ -78,6 +75,7 @@ def query_page(
         kwargs["IndexName"] = index
     if filter_expression is not None:
         kwargs["FilterExpression"] = filter_expression
+    # An index query's LastEvaluatedKey carries both the table's key and the index's.
     start = decode(next_token, partition=partition, sort_prefix=sort_prefix,
                    key_names=TABLE_KEY + INDEX_KEYS[index] if index else TABLE_KEY)
     if start:
