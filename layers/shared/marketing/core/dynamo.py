@@ -120,7 +120,7 @@ def _only_transient(exc: ClientError) -> bool:
         return True
     if error_code(exc) != "TransactionCanceledException":
         return False
-    reasons = {r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])}
+    reasons = set(cancellation_reasons(exc))
     return bool(reasons & _TRANSIENT) and reasons <= _TRANSIENT | {"None"}
 
 
