@@ -247,7 +247,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
             return Ingested(platform=platform, order_id=order.order_id, status=old.status, changed=False, entries=0)
 
         saved = _next_order(base, order, step, via=via, version=version + 1, stamp=stamp,
-                            promoter=promoter, hold_days=hold_days, paying=paying)
+                            promoter=promoter, hold_days=hold_days)
         entries = [_entry(e, saved, stamp) for e in step.entries]
         try:
             dal.save_order(tenant, {k: v for k, v in saved.items() if v is not None}, version, entries)
@@ -261,7 +261,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
 
 
 def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, version: int, stamp: str,
-                promoter: str | None, hold_days: int, paying: bool) -> dict[str, Any]:
+                promoter: str | None, hold_days: int) -> dict[str, Any]:
     """The order item after `step`, with the events it owes in its outbox."""
     progress, ledger = step.progress, step.ledger
     saved = {**base, "status": progress.status.value, "paid": progress.paid, "settled": progress.settled,
@@ -274,7 +274,7 @@ def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, 
              "day": _order_day(order, stamp) if step.paid_now else base.get("day") or _order_day(order, stamp),
              f"via_{via}": True,
              "outbox": list(base.get("outbox", []))}
-    if paying and order.paid_at:
+    if step.paid_now and order.paid_at:
         saved["paid_at"] = iso(order.paid_at)
     if progress.void and order.status == OrderStatus.REFUNDED:
         saved["refund_price"] = max(saved["refund_price"], order.refund_price or saved["pay_price"])
