@@ -250,14 +250,16 @@ def test_reconciliation_shows_orders_only_one_path_saw(fns, abc):
 
 @contextmanager
 def dynamodb_calls(page_size: int | None = None):
-    """Counts our DynamoDB client's requests, GetItems by sort key (`ORDER`, `SETTINGS`, `PID`...) and the items
-    Queries read; `page_size` makes Queries page."""
+    """Counts our DynamoDB client's requests, the items GetItems and BatchGetItems ask for by sort key (`ORDER`,
+    `SETTINGS`, `PID`...) and the items Queries read; `page_size` makes Queries page."""
     seen: Counter = Counter()
 
     def asked(model, params, **_):
         seen[model.name] += 1
         if model.name == "GetItem":
             seen[params["Key"]["sk"]] += 1
+        if model.name == "BatchGetItem":
+            seen.update(key["sk"] for table in params["RequestItems"].values() for key in table["Keys"])
 
     def paged(model, params, **_):  # boto3 copies the params after provide-client-params: change its copy
         if page_size and model.name == "Query":
@@ -325,8 +327,9 @@ def test_a_save_lost_to_a_concurrent_writer_reads_the_order_again_but_not_the_se
     assert raced["pull"]["results"][0]["changed"] == 1
     assert body_of(answer) == {"platform": "fake", "order_id": "o-1", "status": "PAID", "changed": True, "entries": 3}
     assert calls["TransactWriteItems"] == 3 and calls["ORDER"] == 3  # the webhook's two tries, the pull's one
-    # And only the order is read again: the tenant's settings and the pid's owner are read once
+    # And only the order is read again: the tenant's settings and the pid's owner are read once, together
     assert (calls["SETTINGS"], calls["PID"]) == (1, 1)
+    assert (calls["GetItem"], calls["BatchGetItem"]) == (3, 1)
     assert entries(stack) == [("A", "accrual", 100), ("B", "accrual", 200), ("C", "accrual", 600)]
     state = body_of(fns["api"](sample_event("cps_api/get_order.json")))
     assert (state["status"], state["via_webhook"], state["via_pull"]) == ("PAID", True, True)

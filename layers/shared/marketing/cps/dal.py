@@ -56,12 +56,16 @@ def _get(pk: str, sk: str, *, consistent: bool = False) -> dict | None:
 
 # --- settings -------------------------------------------------------------------------------------------
 
+def _settings_key(tenant: str) -> dict[str, str]:
+    return {"pk": f"T#{tenant}#CPS", "sk": "SETTINGS"}
+
+
 def get_settings(tenant: str) -> dict | None:
-    return _get(f"T#{tenant}#CPS", "SETTINGS")
+    return _get(**_settings_key(tenant))
 
 
 def put_settings(tenant: str, settings: dict[str, Any]) -> None:
-    dynamo.table().put_item(Item={"pk": f"T#{tenant}#CPS", "sk": "SETTINGS", **settings})
+    dynamo.table().put_item(Item={**_settings_key(tenant), **settings})
 
 
 # --- affiliates -----------------------------------------------------------------------------------------
@@ -70,8 +74,12 @@ def get_affiliate(tenant: str, user_id: str, *, consistent: bool = False) -> dic
     return _get(_aff_pk(tenant, user_id), "PROFILE", consistent=consistent)
 
 
-def get_pid_owner(tenant: str, pid: str) -> dict | None:
-    return _get(_pid_pk(tenant, pid), "PID")
+def get_settings_and_pid_owner(tenant: str, pid: str) -> tuple[dict | None, dict | None]:
+    """The tenant's settings and the pid's owner (user, upline), in one BatchGetItem: what fixing the shares
+    of a paid order needs."""
+    settings_key, pid_key = _settings_key(tenant), {"pk": _pid_pk(tenant, pid), "sk": "PID"}
+    found = {item["pk"]: _strip(item) for item in dynamo.batch_get([settings_key, pid_key])}
+    return found.get(settings_key["pk"]), found.get(pid_key["pk"])
 
 
 def register(tenant: str, profile: dict[str, Any]) -> None:

@@ -197,10 +197,12 @@ def _ledger(order: dict | None) -> Ledger:
                   reversed=tuple(order.get("reversed", [])), available_at=order.get("available_at"))
 
 
-def _chain(tenant: str, pid: str, levels: int) -> list[str]:
-    """The promoter (level 0) and its inviters up to `levels`, as the chain stands now: it never changes."""
-    owner = dal.get_pid_owner(tenant, pid)
-    return [owner["user_id"], *owner.get("upline", [])[:levels]] if owner else []
+def _split_inputs(tenant: str, pid: str) -> tuple[Settings, list[str]]:
+    """What fixing a paid order's shares needs, read in one request: the tenant's settings, and the chain:
+    the promoter (the pid's owner, level 0) and its inviters up to the tenant's levels (it never changes)."""
+    stored, owner = dal.get_settings_and_pid_owner(tenant, pid)
+    settings = Settings(**stored) if stored else Settings()
+    return settings, [owner["user_id"], *owner.get("upline", [])[:settings.levels]] if owner else []
 
 
 def _order_day(order: OrderIn, seen_at: str) -> str:
@@ -221,8 +223,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
     tenant, update = caller.tenant_id, Progress.of(order.status, order.refund_price, order.settled_at is not None)
     # A lost save fails on the order's version only: the settings and the pid's chain it read are still good.
     # Read on the first attempt that pays (a repeat or a refund reads neither), kept for the retries.
-    tenant_settings = cache(lambda: settings_of(tenant))
-    chain_of = cache(lambda pid, levels: _chain(tenant, pid, levels))
+    split_inputs = cache(lambda pid: _split_inputs(tenant, pid))
     for _ in range(_SAVE_ATTEMPTS):
         current = dal.get_order(tenant, platform, order.order_id)
         old, version = _progress(current), (current or {}).get("version", 0)
@@ -233,8 +234,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
         shares, hold_days, promoter = None, base.get("hold_days", Settings().hold_days), base.get("promoter_id")
         paying = update.paid and not old.paid
         if paying:
-            settings = tenant_settings()
-            chain = chain_of(base["pid"], settings.levels)
+            settings, chain = split_inputs(base["pid"])
             shares = commission.split(order.commission, settings.rates_bp, chain)
             hold_days, promoter = settings.hold_days, chain[0] if chain else None
             base = {**base, "pay_price": order.pay_price, "commission": order.commission}
@@ -247,7 +247,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
             return Ingested(platform=platform, order_id=order.order_id, status=old.status, changed=False, entries=0)
 
         saved = _next_order(base, order, step, via=via, version=version + 1, stamp=stamp,
-                            promoter=promoter, hold_days=hold_days, paying=paying)
+                            promoter=promoter, hold_days=hold_days)
         entries = [_entry(e, saved, stamp) for e in step.entries]
         try:
             dal.save_order(tenant, {k: v for k, v in saved.items() if v is not None}, version, entries)
@@ -261,7 +261,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
 
 
 def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, version: int, stamp: str,
-                promoter: str | None, hold_days: int, paying: bool) -> dict[str, Any]:
+                promoter: str | None, hold_days: int) -> dict[str, Any]:
     """The order item after `step`, with the events it owes in its outbox."""
     progress, ledger = step.progress, step.ledger
     saved = {**base, "status": progress.status.value, "paid": progress.paid, "settled": progress.settled,
@@ -274,7 +274,7 @@ def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, 
              "day": _order_day(order, stamp) if step.paid_now else base.get("day") or _order_day(order, stamp),
              f"via_{via}": True,
              "outbox": list(base.get("outbox", []))}
-    if paying and order.paid_at:
+    if step.paid_now and order.paid_at:
         saved["paid_at"] = iso(order.paid_at)
     if progress.void and order.status == OrderStatus.REFUNDED:
         saved["refund_price"] = max(saved["refund_price"], order.refund_price or saved["pay_price"])
