@@ -456,6 +456,22 @@ def test_out_of_stock_grants_fail_and_hold_no_reservation(api, engine, worker, s
     assert (stock.available, stock.reserved, stock.issued) == (0, 0, 2)
 
 
+@pytest.mark.parametrize(("window", "status"), [
+    ({"valid_until": "2026-01-01T00:00:00Z"}, "FAILED"),
+    ({"valid_from": "2099-01-01T00:00:00Z"}, "FAILED"),
+    ({"valid_from": "2026-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z"}, "DISTRIBUTED"),
+])
+def test_a_reward_outside_its_validity_is_not_granted(api, engine, worker, stack, window, status):
+    reward = make_reward(**window)
+    _, tid = setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "e-1"))
+    drain(stack, worker)
+    [grant] = grants_of(tid)
+    assert grant["status"] == status
+    if status == "FAILED":
+        assert grant["reason"] == "the reward is outside its validity"
+
+
 def test_redeem_code_reward_issues_a_code(api, engine, worker, stack):
     reward = make_reward(reward_type="REDEEM_CODE", name="Gift code", content={"description": "a gift"})
     _, tid = setup_task(api, reward["reward_id"])
