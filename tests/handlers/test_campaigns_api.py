@@ -109,10 +109,7 @@ def drain(stack, worker) -> list[dict]:
 
 
 def grants_of(task_id: str, tenant: str = "t1") -> list[dict]:
-    from marketing.rewards import dal as rewards_dal
-
     admin = Caller(sub="ops", tenant_id=tenant, app_id="app1", roles=frozenset({Role.ADMIN}))
-    del rewards_dal
     return [g.model_dump() for g in rewards_service.list_grants(admin, {"task_id": task_id}, 100, None).items]
 
 
