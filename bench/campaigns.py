@@ -65,7 +65,6 @@ def run() -> list[str]:
         for others in (1, 10, 100):
             tenant = f"bench-{others}"
             _tenant(tenant, others)
-            metrics.clear_metrics()
             row: list = [others]
             rates = []
             for _, event_type, expected in cases:

@@ -109,10 +109,7 @@ def drain(stack, worker) -> list[dict]:
 
 
 def grants_of(task_id: str, tenant: str = "t1") -> list[dict]:
-    from marketing.rewards import dal as rewards_dal
-
     admin = Caller(sub="ops", tenant_id=tenant, app_id="app1", roles=frozenset({Role.ADMIN}))
-    del rewards_dal
     return [g.model_dump() for g in rewards_service.list_grants(admin, {"task_id": task_id}, 100, None).items]
 
 
@@ -454,6 +451,22 @@ def test_out_of_stock_grants_fail_and_hold_no_reservation(api, engine, worker, s
     admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
     stock = rewards_service.get_reward(admin, reward["reward_id"]).stock
     assert (stock.available, stock.reserved, stock.issued) == (0, 0, 2)
+
+
+@pytest.mark.parametrize(("window", "status"), [
+    ({"valid_until": "2026-01-01T00:00:00Z"}, "FAILED"),
+    ({"valid_from": "2099-01-01T00:00:00Z"}, "FAILED"),
+    ({"valid_from": "2026-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z"}, "DISTRIBUTED"),
+])
+def test_a_reward_outside_its_validity_is_not_granted(api, engine, worker, stack, window, status):
+    reward = make_reward(**window)
+    _, tid = setup_task(api, reward["reward_id"])
+    engine(triggered("u-1", "e-1"))
+    drain(stack, worker)
+    [grant] = grants_of(tid)
+    assert grant["status"] == status
+    if status == "FAILED":
+        assert grant["reason"] == "the reward is outside its validity"
 
 
 def test_redeem_code_reward_issues_a_code(api, engine, worker, stack):

@@ -58,6 +58,16 @@ def _transact(actions: list[dict]) -> None:
         raise ConditionFailed(_old_image(item), reasons) from exc
 
 
+def _query_all(key_condition: Any, **kwargs: Any) -> list[dict]:
+    """Every item a Query finds, page after page (1 MB pages, no item limit), as the domain sees them."""
+    table, items, start = dynamo.table(), [], None
+    while True:
+        answer = table.query(KeyConditionExpression=key_condition, **kwargs,
+                             **({"ExclusiveStartKey": start} if start else {}))
+        items += [_strip(i) for i in answer.get("Items", [])]
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return items
 
 
 def _page(partition: str, prefix: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
@@ -95,8 +105,7 @@ def _audience_ref(tenant: str, audience_id: str, delta: int) -> dict:
 
 
 def get_campaign(tenant: str, campaign_id: str, *, consistent: bool = False) -> dict | None:
-    return _strip(dynamo.table().get_item(Key=campaign_key(tenant, campaign_id),
-                                          ConsistentRead=consistent).get("Item"))
+    return _get(**campaign_key(tenant, campaign_id), consistent=consistent)
 
 
 def get_campaigns(tenant: str, campaign_ids: Iterable[str]) -> dict[str, dict]:
@@ -278,27 +287,13 @@ def list_tasks(tenant: str, limit: int, next_token: str | None) -> tuple[list[di
 
 
 def all_tasks(tenant: str) -> list[dict]:
-    """Every task of the tenant (the user's task view), page by page."""
-    items, token = list_tasks(tenant, pagination.MAX_LIMIT, None)
-    while token:
-        more, token = list_tasks(tenant, pagination.MAX_LIMIT, token)
-        items += more
-    return items
+    """Every task of the tenant (the user's task view)."""
+    return [_task_out(i) for i in _query_all(Key("pk").eq(f"T#{tenant}#TASKS") & Key("sk").begins_with("TASK#"))]
 
 
 def tasks_listening(tenant: str, event_type: str) -> list[dict]:
     """The tasks listening to one event type: one Query, however many other tasks the tenant has."""
-    table, items, start = dynamo.table(), [], None
-    while True:
-        kwargs: dict[str, Any] = {"IndexName": "gsi1",
-                                  "KeyConditionExpression": Key("gsi1pk").eq(_event_index(tenant, event_type))}
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        answer = table.query(**kwargs)
-        items += [_task_out(_strip(i)) for i in answer.get("Items", [])]
-        start = answer.get("LastEvaluatedKey")
-        if not start:
-            return items
+    return [_task_out(i) for i in _query_all(Key("gsi1pk").eq(_event_index(tenant, event_type)), IndexName="gsi1")]
 
 
 # --- campaign ↔ task links ---------------------------------------------------------------------------------
@@ -409,18 +404,9 @@ def get_progress(tenant: str, task_id: str, user_id: str) -> dict | None:
 
 
 def user_progress(tenant: str, user_id: str) -> dict[str, dict]:
-    table, found, start = dynamo.table(), {}, None
-    while True:
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"T#{tenant}#U#{user_id}")
-                                  & Key("sk").begins_with("TASKPROG#"), "ConsistentRead": True}
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        answer = table.query(**kwargs)
-        for item in answer.get("Items", []):
-            found[item["task_id"]] = _progress_out(_strip(item))
-        start = answer.get("LastEvaluatedKey")
-        if not start:
-            return found
+    items = _query_all(Key("pk").eq(f"T#{tenant}#U#{user_id}") & Key("sk").begins_with("TASKPROG#"),
+                       ConsistentRead=True)
+    return {i["task_id"]: _progress_out(i) for i in items}
 
 
 _COMPARE = {">=": ">=", ">": ">", "==": "="}

@@ -102,8 +102,7 @@ class _Pipeline:
         """The reward's time window and user validators; frequency, stock and the per-user limit are exact
         DynamoDB conditions (the frequency slot, then the reservation)."""
         reward, moment, user = self.reward, now(), self.log["user_id"]
-        starts, ends = reward.get("valid_from"), reward.get("valid_until")
-        if (starts and moment < parse_time(starts)) or (ends and moment > parse_time(ends)):
+        if not _inside(moment, reward.get("valid_from"), reward.get("valid_until")):
             return "the reward is outside its validity"
         for rule in reward.get("validators", []):
             if rule["type"] == "time_window" and not _inside(moment, rule.get("start"), rule.get("end")):
