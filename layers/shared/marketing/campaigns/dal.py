@@ -59,15 +59,8 @@ def _transact(actions: list[dict]) -> None:
 
 
 def _query_all(key_condition: Any, **kwargs: Any) -> list[dict]:
-    """Every item a Query finds, page after page (1 MB pages, no item limit), as the domain sees them."""
-    table, items, start = dynamo.table(), [], None
-    while True:
-        answer = table.query(KeyConditionExpression=key_condition, **kwargs,
-                             **({"ExclusiveStartKey": start} if start else {}))
-        items += [_strip(i) for i in answer.get("Items", [])]
-        start = answer.get("LastEvaluatedKey")
-        if not start:
-            return items
+    """Every item a Query finds (1 MB pages, no item limit), as the domain sees them."""
+    return [_strip(i) for i in dynamo.query_all(KeyConditionExpression=key_condition, **kwargs)]
 
 
 def _page(partition: str, prefix: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:

@@ -43,6 +43,17 @@ def plain(value: Any) -> Any:
     return value
 
 
+def query_all(**kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a Query finds (`kwargs` as for `Table.query`), page after page, as stored."""
+    items: list[dict[str, Any]] = []
+    while True:
+        answer = table().query(**kwargs)
+        items += answer.get("Items", [])
+        if "LastEvaluatedKey" not in answer:
+            return items
+        kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
 def batch_get(keys: list[dict[str, str]], *, consistent: bool = False) -> list[dict[str, Any]]:
     """Every item of `keys` that exists, as stored (BatchGetItem, 100 keys a request; unprocessed keys are
     asked again after a short, growing pause)."""

@@ -179,13 +179,7 @@ def list_entries(tenant: str, user_id: str, status: str | None, limit: int,
 
 
 def _query_all(**kwargs: Any) -> list[dict]:
-    items, start = [], None
-    while True:
-        answer = dynamo.table().query(**kwargs, **({"ExclusiveStartKey": start} if start else {}))
-        items += [_strip(i) for i in answer.get("Items", [])]
-        start = answer.get("LastEvaluatedKey")
-        if not start:
-            return items
+    return [_strip(i) for i in dynamo.query_all(**kwargs)]
 
 
 def all_entries(tenant: str, user_id: str) -> list[dict]:

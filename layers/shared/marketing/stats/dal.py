@@ -319,16 +319,8 @@ def counters(tenant: str, topic_type: str, topic_id: str, channel: str, first_da
     """Every counter item of the topic and channel between two days (inclusive): {day, group, metrics}."""
     pk = f"T#{tenant}#STATS#{topic_type}#{topic_id}"
     condition = Key("pk").eq(pk) & Key("sk").between(f"C#{channel}#{first_day}#", f"C#{channel}#{last_day}#~")
-    kwargs: dict[str, Any] = {"KeyConditionExpression": condition}
-    items = []
-    while True:
-        answer = dynamo.table().query(**kwargs)
-        items += answer.get("Items", [])
-        if "LastEvaluatedKey" not in answer:
-            break
-        kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
     rows = []
-    for item in items:
+    for item in dynamo.query_all(KeyConditionExpression=condition):
         _, _, day, group = item["sk"].split("#", 3)
         metrics = {k: v for k, v in dynamo.plain(item).items() if k not in ("pk", "sk")}
         rows.append({"day": day, "group": group, "metrics": metrics})
