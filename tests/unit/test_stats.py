@@ -13,6 +13,7 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
+from local_stack.template import load
 from marketing.stats import dal, delivery, service
 from marketing.stats.chart import bar_chart
 from marketing.stats.mapping import DOMAIN_EVENTS, from_domain_event
@@ -106,6 +107,11 @@ def test_domain_events_map_onto_the_families(detail_type, detail, expected):
     assert tenant == "t1" and mapped.event_id == "d1" and mapped.day == "2026-11-23"
     assert (mapped.event_type, mapped.topic_type, mapped.topic_id, effect_of(mapped).counts) == expected
     assert detail_type in DOMAIN_EVENTS
+
+
+def test_the_template_routes_exactly_the_mapped_domain_events():
+    rule = load()["Resources"]["StatsDomainEventsRule"]["Properties"]["EventPattern"]
+    assert sorted(rule["detail-type"]) == sorted(DOMAIN_EVENTS)
 
 
 def test_a_cps_order_without_promoter_counts_on_its_platform_and_odd_ids_are_digested():

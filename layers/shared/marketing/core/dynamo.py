@@ -124,9 +124,11 @@ def cancellation_reasons(exc: ClientError) -> list[str]:
 # Cancellation reasons that say nothing about our conditions: another writer or the service was busy.
 _TRANSIENT = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 TRANSACT_ATTEMPTS = 5
+MAX_TRANSACT_ACTIONS = 100  # TransactWriteItems' limit
 
 
-def _only_transient(exc: ClientError) -> bool:
+def is_transient(exc: ClientError) -> bool:
+    """Refused only because another writer or the service was busy: worth trying again later."""
     if error_code(exc) == "TransactionInProgressException":
         return True
     if error_code(exc) != "TransactionCanceledException":
@@ -149,6 +151,6 @@ def transact_write(actions: list[dict[str, Any]], *, token: str | None = None) -
             client().transact_write_items(**kwargs)
             return
         except ClientError as exc:
-            if attempt == TRANSACT_ATTEMPTS - 1 or not _only_transient(exc):
+            if attempt == TRANSACT_ATTEMPTS - 1 or not is_transient(exc):
                 raise
             time.sleep(random.uniform(0, 0.01 * 2**attempt))

@@ -18,7 +18,6 @@ conditional put of its marker.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,9 +32,8 @@ from marketing.stats import journal
 from marketing.stats.metrics import Running
 
 ALL_CHANNELS = "*"
-MAX_ACTIONS = 100  # TransactWriteItems' limit
-_RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
-_ATTEMPTS = 6
+MAX_ACTIONS = dynamo.MAX_TRANSACT_ACTIONS
+_ATTEMPTS = 6  # rounds of dropping what failed conditions reported
 
 
 @dataclass
@@ -208,38 +206,38 @@ def _existing(keys: set[tuple[str, str]], *, consistent: bool = False) -> dict[t
 def _claim(tallies: list[Tally], taken: set, levels: dict) -> Claim:
     """Claim `tallies` in one transaction with the journal of their deltas, dropping events claimed before and
     markers already taken (`taken` learns the markers this transaction takes or finds). Raises `Conflicted`
-    after repeated collisions."""
+    when collisions outlast transact_write's retries."""
     pending = list(tallies)
     journal_key = journal.new_key(tallies[0].tenant)
-    for attempt in range(_ATTEMPTS):
+    for _ in range(_ATTEMPTS):
         if not pending:
             return Claim(None, {}, [], list(tallies))
         plan = _plan(pending, taken, levels, journal_key)
         try:
             dynamo.transact_write(plan.actions)
-            taken.update(what for kind, what in plan.roles if kind == "marker")
-            levels.update({key: item["Put"]["Item"]["total"] for (kind, key), item in zip(plan.roles, plan.actions,
-                                                                                         strict=True)
-                           if kind == "running"})
-            ids = {id(t) for t in pending}
-            return Claim(journal_key if plan.deltas else None, plan.deltas, pending,
-                         [t for t in tallies if id(t) not in ids])
         except ClientError as exc:
+            if dynamo.is_transient(exc):
+                raise Conflicted(f"{len(pending)} events kept conflicting") from exc
             reasons = dynamo.cancellation_reasons(exc)  # re-raises anything but a cancelled transaction
             failed = [role for role, reason in zip(plan.roles, reasons, strict=False)
                       if reason == "ConditionalCheckFailed"]
-            if not failed and not set(reasons) & _RETRYABLE:
+            if not failed:
                 raise
-        for kind, what in failed:
-            if kind == "record":
-                pending = [t for t in pending if t is not what]  # claimed before: a repeat delivery
-            elif kind == "marker":
-                taken.add(what)  # this subject was counted for the day already
-            elif kind == "running":
-                levels.update({what: 0, **_levels_of({what})})  # moved since it was read
-        if not failed:  # a collision with a concurrent writer: back off, then try again
-            time.sleep(min(0.05 * 2 ** attempt, 1) * random.random())
-    raise Conflicted(f"{len(pending)} events kept conflicting")
+            for kind, what in failed:
+                if kind == "record":
+                    pending = [t for t in pending if t is not what]  # claimed before: a repeat delivery
+                elif kind == "marker":
+                    taken.add(what)  # this subject was counted for the day already
+                elif kind == "running":
+                    levels.update({what: 0, **_levels_of({what})})  # moved since it was read
+            continue
+        taken.update(what for kind, what in plan.roles if kind == "marker")
+        levels.update({key: item["Put"]["Item"]["total"]
+                       for (kind, key), item in zip(plan.roles, plan.actions, strict=True) if kind == "running"})
+        ids = {id(t) for t in pending}
+        return Claim(journal_key if plan.deltas else None, plan.deltas, pending,
+                     [t for t in tallies if id(t) not in ids])
+    raise Conflicted(f"{len(pending)} events kept failing their conditions")
 
 
 def _claim_all(ordered: list[Tally]) -> tuple[list[Claim], list[Tally]]:

@@ -14,8 +14,6 @@ redelivered event finds its record, and the record names its journal.
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,8 +23,8 @@ from botocore.exceptions import ClientError
 from marketing.core import dynamo
 from marketing.core.observability import logger
 
-MAX_ACTIONS = 100  # TransactWriteItems' limit
-_ROUNDS = 6
+MAX_ACTIONS = dynamo.MAX_TRANSACT_ACTIONS
+_ROUNDS = 6  # rounds of re-reading journals someone else applied part of
 
 CounterKey = tuple[str, str]
 Deltas = dict[CounterKey, dict[str, int]]  # counter item → metric → amount
@@ -121,26 +119,24 @@ def _pack(left: dict[str, Deltas]) -> list[_Transaction]:
 
 def apply(journals: dict[str, Deltas]) -> set[str]:
     """Apply the pending entries of `journals`; answers the journals now fully applied. An entry someone else
-    applied meanwhile fails its guard: the journal is read again and only what is left is applied."""
+    applied meanwhile fails its guard: the journal is read again and only what is left is applied. A journal
+    refused otherwise (collisions outlasting transact_write's retries) is left to a redelivery of its events."""
     left = {journal: dict(deltas) for journal, deltas in journals.items() if deltas}
-    broken: set[str] = set()
-    for attempt in range(_ROUNDS):
-        if not left:
-            break
+    left_for_later: set[str] = set()
+    for _ in range(_ROUNDS):
         stale: set[str] = set()
         for transaction in _pack(left):
-            actions = transaction.actions(left)
             try:
-                dynamo.transact_write(actions)
+                dynamo.transact_write(transaction.actions(left))
             except ClientError as exc:
-                try:
-                    reasons = dynamo.cancellation_reasons(exc)
-                except ClientError:  # not a cancellation: trying again would not help; a redelivery may
-                    logger.exception("a journal could not be applied", extra={"journals": list(transaction.journals)})
-                    broken |= set(transaction.journals)
+                if dynamo.error_code(exc) != "TransactionCanceledException" or dynamo.is_transient(exc):
+                    logger.warning("journals left for a redelivery", extra={"journals": list(transaction.journals)},
+                                   exc_info=True)
+                    left_for_later |= set(transaction.journals)
                     continue
-                stale |= {journal for journal, reason in zip(transaction.journals, reasons[len(transaction.counters):],
-                                                             strict=False) if reason == "ConditionalCheckFailed"}
+                guards = dynamo.cancellation_reasons(exc)[len(transaction.counters):]
+                stale |= {journal for journal, reason in zip(transaction.journals, guards, strict=False)
+                          if reason == "ConditionalCheckFailed"}
                 continue
             for journal, counters in transaction.journals.items():
                 for counter in counters:
@@ -148,7 +144,7 @@ def apply(journals: dict[str, Deltas]) -> set[str]:
         if stale:
             left.update({journal: {} for journal in stale})
             left.update(read(stale))
-        left = {journal: deltas for journal, deltas in left.items() if deltas and journal not in broken}
-        if left and not stale:  # collisions or throttling outlasted transact_write's retries: back off
-            time.sleep(min(0.05 * 2 ** attempt, 1) * random.random())
-    return set(journals) - set(left) - broken
+        left = {journal: deltas for journal, deltas in left.items() if deltas and journal not in left_for_later}
+        if not stale:
+            break
+    return set(journals) - set(left) - left_for_later

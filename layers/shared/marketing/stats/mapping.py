@@ -7,12 +7,13 @@ import hashlib
 import re
 from typing import Any
 
+from marketing.core.types import ID_CHARS
 from marketing.stats.metrics import Running
 from marketing.stats.models import EVENT_ADAPTER, Common
 
-_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")  # marketing.core.types.Identifier
+_ID = re.compile(f"{ID_CHARS}{{1,128}}")  # what core.types.Identifier accepts
 
-# detail-type → (event type, how to fill it from the detail)
+# The detail-types counted (the template's StatsDomainEventsRule routes exactly these)
 DOMAIN_EVENTS = ("track.visit", "track.new_user", "code.redeemed", "code.revoked", "cps.order_paid",
                  "cps.order_refunded", "task.completed")
 
