@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from local_stack.template import load, parameter_defaults
 from tests.e2e.conftest import Api
 from tests.handlers.test_campaigns_api import Hook
 
@@ -229,8 +230,10 @@ def test_stock_of_ten_with_fifty_users_distributes_ten(local_stack, tenant):
 @pytest.mark.parametrize(("failures", "status", "attempts"), [(2, "DISTRIBUTED", 3), (1000, "FAILED", 4)])
 def test_webhook_retries_with_backoff_then_succeeds_or_fails(local_stack, tenant, failures, status, attempts):
     # Given a webhook reward whose receiver fails `failures` times, with its HMAC secret in Secrets Manager
-    secret_name = f"marketing/{tenant}/webhook"
-    local_stack.client("secretsmanager").create_secret(Name=secret_name, SecretString="hook-secret")
+    stage = parameter_defaults(load())["Stage"]
+    secret_name = "webhook"  # the tenant's own secret, under its prefix
+    local_stack.client("secretsmanager").create_secret(Name=f"marketing/{stage}/tenants/{tenant}/{secret_name}",
+                                                       SecretString="hook-secret")
     hook = Hook(failures)
     api = local_stack.api(tenant)
     try:

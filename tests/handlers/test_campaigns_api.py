@@ -529,12 +529,12 @@ class Hook:
 
 @pytest.mark.parametrize(("failures", "status", "calls"), [(2, "DISTRIBUTED", 3), (99, "FAILED", 4)])
 def test_webhook_is_signed_and_retried(api, engine, worker, stack, failures, status, calls):
-    from marketing.campaigns.channels import signature
+    from marketing.campaigns.channels import signature, tenant_secret
 
-    boto3.client("secretsmanager").create_secret(Name="marketing/hook", SecretString="s3cret")
+    boto3.client("secretsmanager").create_secret(Name=tenant_secret("t1", "hook"), SecretString="s3cret")
     hook = Hook(failures)
     try:
-        reward = make_reward(stock=5, distributor={"type": "webhook", "url": hook.url, "secret_name": "marketing/hook"})
+        reward = make_reward(stock=5, distributor={"type": "webhook", "url": hook.url, "secret_name": "hook"})
         _, tid = setup_task(api, reward["reward_id"])
         engine(triggered("u-1", "e-1"))
         drain(stack, worker)

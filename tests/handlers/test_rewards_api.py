@@ -60,6 +60,9 @@ def test_a_reward_round_trips_with_typed_content_and_configurations(rewards_api)
     ({"reward_type": "POINTS"}, "body"),
     ({"generator": {"type": "lottery"}}, "body.generator"),
     ({"distributor": {"type": "webhook", "url": "not a url"}}, "body.distributor.webhook.url"),
+    # a secret is named inside the tenant's own prefix: no path may reach another tenant's or the platform's
+    ({"distributor": {"type": "webhook", "url": "https://h.example", "secret_name": "marketing/dev/cps/webhook/jd"}},
+     "body.distributor.webhook.secret_name"),
     ({"validators": [{"type": "frequency", "max_per_user": 0}]}, "body.validators.0.frequency.max_per_user"),
     ({"valid_from": "2026-01-01T00:00:00Z"}, "body"),
     ({"total_stock": -1}, "body.total_stock"),

@@ -17,6 +17,8 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import BotoCoreError, ClientError
 
+from marketing.core import config
+
 SIGNATURE_HEADER = "X-Marketing-Signature"
 TIMEOUT_SECONDS = 5
 
@@ -53,13 +55,18 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def webhook(url: str, secret_name: str | None, payload: dict[str, Any]) -> None:
+def tenant_secret(tenant: str, name: str) -> str:
+    """A tenant's secrets live under its own prefix: a reward names one of them, never another's."""
+    return f"marketing/{config.stage()}/tenants/{tenant}/{name}"
+
+
+def webhook(url: str, secret_id: str | None, payload: dict[str, Any]) -> None:
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Marketing-Timestamp": timestamp,
                "X-Marketing-Grant-Id": payload["grant_id"]}  # the receiver's idempotency key
-    if secret_name:
-        secret = _secrets().get(secret_name, max_age=300)
+    if secret_id:
+        secret = _secrets().get(secret_id, max_age=300)
         headers[SIGNATURE_HEADER] = signature(str(secret), timestamp, body)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:

@@ -176,7 +176,8 @@ class _Pipeline:
         config = self.reward.get("distributor") or {"type": "auto"}
         contact = self.log.get("contact") or {}
         if config["type"] == "webhook":
-            channels.webhook(str(config["url"]), config.get("secret_name"), self._payload())
+            name = config.get("secret_name")
+            channels.webhook(str(config["url"]), name and channels.tenant_secret(self.tenant, name), self._payload())
         elif config["type"] == "email":
             if not contact.get("email"):
                 raise _NoRecipient("no e-mail address is known for the user")

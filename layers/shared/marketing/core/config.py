@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 
 
+def stage() -> str:
+    return os.environ.get("STAGE", "dev")
+
+
 def table_name() -> str:
     return os.environ["TABLE_NAME"]
 

@@ -122,7 +122,9 @@ class AutoDistributor(BaseModel):
 class WebhookDistributor(BaseModel):
     type: Literal["webhook"]
     url: HttpUrl
-    secret_name: str | None = Field(default=None, max_length=256, description="a secret's name, never its value")
+    secret_name: Identifier | None = Field(
+        default=None, description="the name of one of the tenant's own secrets (never its value): the secret "
+                                  "marketing/{stage}/tenants/{tenant_id}/{secret_name} in Secrets Manager")
 
 
 class EmailDistributor(BaseModel):
