@@ -355,12 +355,13 @@ def rollback(caller: Caller, grant_id: str) -> Grant:
         try:
             dal.rollback(t, grant, moment, _rollback_returns(t, grant, moment))
             metrics.add_metric(name="GrantsRolledBack", unit="Count", value=1)
+            grant = {**grant, "status": GrantStatus.ROLLED_BACK, "updated_at": moment}  # what the write set
             break
         except dal.ConditionFailed:
             continue  # its status or its reservation moved: look again
     else:
         raise Conflict("the grant is changing too fast; try again", code="GRANT_BUSY")
-    grant = Grant(**_grant(t, grant_id))
+    grant = Grant(**grant)
     events.publish(caller, source="rewards", detail_type="grant.rolled_back", event_id=f"{grant_id}:rolled_back",
                    occurred_at=grant.updated_at,
                    detail={"grant_id": grant_id, "reward_id": grant.reward_id, "user_id": grant.user_id,
