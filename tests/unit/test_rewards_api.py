@@ -250,6 +250,27 @@ def test_shards_hold_the_invariant_and_stock_changes_respect_the_floor(stack):
         {"total": 6, "available": 1, "reserved": 5, "issued": 0}
 
 
+def test_creating_a_reward_and_changing_its_stock_answer_without_reading_back_what_they_wrote(stack):
+    from marketing.rewards.models import StockChange
+
+    # When a reward is created, it is one transaction, and its stock is answered as written
+    with dynamodb_requests() as sent:
+        reward_id = make_reward(total_stock=5, shards=2)
+    assert sent == ["TransactWriteItems"]
+    assert stock(reward_id) == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
+
+    # When its stock changes, the reward and its shards are read once, then written
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
+    with dynamodb_requests() as sent:
+        changed = service.change_stock(ADMIN, reward_id, StockChange(delta=-3)).stock.model_dump()
+    assert sent == ["GetItem", "BatchGetItem", "TransactWriteItems"]
+    assert changed == stock(reward_id) == {"total": 2, "available": 0, "reserved": 2, "issued": 0}
+    with dynamodb_requests() as sent:
+        changed = service.change_stock(ADMIN, reward_id, StockChange(delta=4)).stock.model_dump()
+    assert sent == ["GetItem", "BatchGetItem", "TransactWriteItems"]
+    assert changed == stock(reward_id) == {"total": 6, "available": 4, "reserved": 2, "issued": 0}
+
+
 def test_a_repeated_reservation_that_took_the_last_units_is_answered_not_refused(stack):
     # Given a flash-sale reward of 2 units over 2 shards, drained by two reservations
     reward_id = make_reward(total_stock=2, shards=2)

@@ -75,8 +75,7 @@ def create_reward(caller: Caller, body: RewardIn) -> Reward:
     moment = now_iso()
     item = {**body.stored(), "reward_id": new_id(), "total_stock": body.total_stock, "shards": body.shards,
             "version": 1, "created_at": moment, "updated_at": moment}
-    dal.create_reward(caller.tenant_id, item)
-    return _with_stock(caller.tenant_id, item)
+    return reward_view(item, dal.create_reward(caller.tenant_id, item))
 
 
 def get_reward(caller: Caller, reward_id: str) -> Reward:
@@ -130,9 +129,12 @@ def change_stock(caller: Caller, reward_id: str, body: StockChange) -> Reward:
                                details=[{"field": "delta", "message": f"at most {-body.delta - need} can be removed"}])
         try:
             dal.change_stock(t, reward_id, per_shard)
-            return _with_stock(t, live_reward(t, reward_id))
         except dal.ConditionFailed:
             continue  # a reservation took stock meanwhile, or the reward went: look again
+        # The answer is what was read plus what was written, not a second read of both.
+        return reward_view({**item, "total_stock": item["total_stock"] + body.delta},
+                           [{**s, "available": s.get("available", 0) + per_shard.get(i, 0)}
+                            for i, s in enumerate(shards)])
     raise Conflict("the stock is changing too fast; try again", code="STOCK_BUSY")
 
 
