@@ -277,9 +277,24 @@ def test_a_repeated_reservation_that_took_the_last_units_is_answered_not_refused
     first = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
     api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
     # When the first is repeated (a retried grant), no shard has stock left
-    again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
-    # Then it gets its own reservation back, and nothing more was taken
+    with dynamodb_requests() as sent:
+        again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    # Then it gets its own reservation back (read once), and nothing more was taken
     assert again["reservation_id"] == first["reservation_id"] and again["shard"] == first["shard"]
+    assert sent == ["GetItem", "BatchGetItem", "GetItem"]
     assert stock(reward_id)["reserved"] == 2
     with pytest.raises(OutOfStock):
         api.reserve(T, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r-3")
+
+
+def test_an_out_of_stock_reservation_costs_the_reward_read_and_one_transaction(stack):
+    # Given a one-item reward whose stock is gone
+    reward_id = make_reward(total_stock=1)
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    # When another reservation comes, it is refused by the transaction's condition, with no further read
+    with dynamodb_requests() as sent, pytest.raises(OutOfStock):
+        api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
+    assert sent == ["GetItem", "TransactWriteItems"]
+    # and a repeat of the first is still answered with its reservation (the same transaction says so)
+    assert api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5,
+                       reservation_id="r-1")["status"] == "PENDING"

@@ -154,7 +154,12 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 "status": "PENDING", "expires_at": iso(moment + timedelta(minutes=expire_minutes)),
                 "created_at": iso(moment), "updated_at": iso(moment),
                 "limited": reward.get("total_stock") is not None, "counted": limit is not None}
-        for shard in shard_order(t, reward, quantity):
+        order = shard_order(t, reward, quantity)
+        if not order and (existing := dal.get_reservation(t, res_id)):
+            # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
+            # it is answered with its reservation, not refused. (A transaction tried answers this by itself.)
+            return _existing_reservation(existing, res_id, reward_id, user_id), False
+        for shard in order:
             record = {**base, "shard": shard}
             try:
                 dal.reserve(t, record, reward_version=reward["version"], limited=base["limited"],
@@ -163,7 +168,7 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 return Reservation(**record), True
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
-                    return _existing_reservation(t, res_id, reward_id, user_id), False
+                    return _existing_reservation(dal.get_reservation(t, res_id), res_id, reward_id, user_id), False
                 if failed.failed(2):
                     break  # the reward changed or went: read it again
                 if limit is not None and failed.failed(3):
@@ -171,10 +176,6 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 if not failed.failed(1):
                     raise
         else:
-            # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
-            # it is answered with its reservation, not refused.
-            if dal.get_reservation(t, res_id):
-                return _existing_reservation(t, res_id, reward_id, user_id), False
             raise OutOfStock(f"reward {reward_id} has not {quantity} left in stock")
     raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
 
@@ -192,8 +193,7 @@ def shard_order(tenant: str, reward: dict, quantity: int) -> list[int]:
     return order
 
 
-def _existing_reservation(t: str, res_id: str, reward_id: str, user_id: str) -> Reservation:
-    existing = dal.get_reservation(t, res_id)
+def _existing_reservation(existing: dict | None, res_id: str, reward_id: str, user_id: str) -> Reservation:
     if existing is None or existing["reward_id"] != reward_id or existing["user_id"] != user_id:
         raise Conflict(f"reservation_id {res_id} belongs to another reservation", code="RESERVATION_ID_TAKEN")
     return Reservation(**existing)
