@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from marketing.rewards import codes
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
 T = "t1"
 ADMIN = claims(T, "ops", "[admin]")
@@ -32,18 +32,7 @@ def apis(stack):
 @pytest.fixture
 def bus_events(stack):
     """Every rewards event on the bus, through a rule to a queue (as the statistics capability would)."""
-    sqs, bus = boto3.client("sqs"), stack.ref("EventBus")
-    url = sqs.create_queue(QueueName="rewards-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("events").put_rule(Name="rewards", EventBusName=bus,
-                                    EventPattern=json.dumps({"source": ["marketing.rewards"]}))
-    boto3.client("events").put_targets(Rule="rewards", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-
-    def read() -> list[dict]:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        return [json.loads(m["Body"]) for m in messages]
-
-    return read
+    return bus_tap(stack, {"source": ["marketing.rewards"]})
 
 
 def call(fn, method: str, path: str, route: str, who=ADMIN, body=None, query=None, headers=None):

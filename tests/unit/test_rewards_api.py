@@ -220,8 +220,15 @@ def test_rolling_back_a_reserved_grant_returns_stock_and_allowance_once(stack):
     api.transition_grant(T, "g1", to="DISTRIBUTED")
     assert stock(reward_id) == {"total": 5, "available": 4, "reserved": 0, "issued": 1}
 
-    assert api.transition_grant(T, "g1", to="ROLLED_BACK")["status"] == "ROLLED_BACK"
-    assert api.transition_grant(T, "g1", to="ROLLED_BACK")["status"] == "ROLLED_BACK"
+    with dynamodb_requests() as sent:
+        rolled = api.transition_grant(T, "g1", to="ROLLED_BACK")
+    assert rolled["status"] == "ROLLED_BACK"
+    # the grant and its reservation are read once each; the answer comes from the write, not a read back
+    assert sorted(sent) == ["GetItem", "GetItem", "TransactWriteItems"]
+    with dynamodb_requests() as sent:
+        assert api.transition_grant(T, "g1", to="ROLLED_BACK") == rolled
+    assert sent == ["GetItem"]
+    assert api.get_grant(T, "g1") == rolled
     assert stock(reward_id) == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
     # the allowance came back: the same user may reserve again
     api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r2")
@@ -243,15 +250,51 @@ def test_shards_hold_the_invariant_and_stock_changes_respect_the_floor(stack):
         {"total": 6, "available": 1, "reserved": 5, "issued": 0}
 
 
+def test_creating_a_reward_and_changing_its_stock_answer_without_reading_back_what_they_wrote(stack):
+    from marketing.rewards.models import StockChange
+
+    # When a reward is created, it is one transaction, and its stock is answered as written
+    with dynamodb_requests() as sent:
+        reward_id = make_reward(total_stock=5, shards=2)
+    assert sent == ["TransactWriteItems"]
+    assert stock(reward_id) == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
+
+    # When its stock changes, the reward and its shards are read once, then written
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
+    with dynamodb_requests() as sent:
+        changed = service.change_stock(ADMIN, reward_id, StockChange(delta=-3)).stock.model_dump()
+    assert sent == ["GetItem", "BatchGetItem", "TransactWriteItems"]
+    assert changed == stock(reward_id) == {"total": 2, "available": 0, "reserved": 2, "issued": 0}
+    with dynamodb_requests() as sent:
+        changed = service.change_stock(ADMIN, reward_id, StockChange(delta=4)).stock.model_dump()
+    assert sent == ["GetItem", "BatchGetItem", "TransactWriteItems"]
+    assert changed == stock(reward_id) == {"total": 6, "available": 4, "reserved": 2, "issued": 0}
+
+
 def test_a_repeated_reservation_that_took_the_last_units_is_answered_not_refused(stack):
     # Given a flash-sale reward of 2 units over 2 shards, drained by two reservations
     reward_id = make_reward(total_stock=2, shards=2)
     first = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
     api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
     # When the first is repeated (a retried grant), no shard has stock left
-    again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
-    # Then it gets its own reservation back, and nothing more was taken
+    with dynamodb_requests() as sent:
+        again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    # Then it gets its own reservation back (read once), and nothing more was taken
     assert again["reservation_id"] == first["reservation_id"] and again["shard"] == first["shard"]
+    assert sent == ["GetItem", "BatchGetItem", "GetItem"]
     assert stock(reward_id)["reserved"] == 2
     with pytest.raises(OutOfStock):
         api.reserve(T, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r-3")
+
+
+def test_an_out_of_stock_reservation_costs_the_reward_read_and_one_transaction(stack):
+    # Given a one-item reward whose stock is gone
+    reward_id = make_reward(total_stock=1)
+    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    # When another reservation comes, it is refused by the transaction's condition, with no further read
+    with dynamodb_requests() as sent, pytest.raises(OutOfStock):
+        api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
+    assert sent == ["GetItem", "TransactWriteItems"]
+    # and a repeat of the first is still answered with its reservation (the same transaction says so)
+    assert api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5,
+                       reservation_id="r-1")["status"] == "PENDING"

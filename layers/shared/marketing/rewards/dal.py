@@ -120,17 +120,18 @@ def _shard_shares(total: int | None, shards: int) -> list[int | None]:
     return [base + (1 if i < extra else 0) for i in range(shards)]
 
 
-def create_reward(t: str, reward: dict[str, Any]) -> None:
-    """The reward and its stock shards, all or nothing."""
+def create_reward(t: str, reward: dict[str, Any]) -> list[dict]:
+    """The reward and its stock shards, all or nothing; answers the shards as written."""
     rid = reward["reward_id"]
+    shards = [_present({"available": share, "reserved": 0, "issued": 0})
+              for share in _shard_shares(reward.get("total_stock"), reward["shards"])]
     actions: list[dict] = [{"Put": {
         "Item": {**reward_key(t, rid), "gsi1pk": f"T#{t}#REWARDS", "gsi1sk": f"{reward['created_at']}#{rid}",
                  **_present(reward)},
         "ConditionExpression": "attribute_not_exists(pk)"}}]
-    for shard, share in enumerate(_shard_shares(reward.get("total_stock"), reward["shards"])):
-        actions.append({"Put": {"Item": {**shard_key(t, rid, shard), **_present(
-            {"available": share, "reserved": 0, "issued": 0})}}})
+    actions += [{"Put": {"Item": {**shard_key(t, rid, i), **shard}}} for i, shard in enumerate(shards)]
     transact(actions)
+    return shards
 
 
 def get_reward(t: str, rid: str) -> dict | None:

@@ -1,5 +1,5 @@
-"""Export files (csv, xlsx) to S3 behind a pre-signed URL, and batch work to SQS. Clients are built per call:
-these are rare operator actions, and a fresh client always binds to the current endpoint."""
+"""Export files (csv, xlsx) to S3 behind a pre-signed URL, and batch work to SQS. Clients are built on first
+use, once per container: these are rare operator actions, which most cold starts never pay for."""
 
 from __future__ import annotations
 

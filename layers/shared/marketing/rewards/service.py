@@ -75,8 +75,7 @@ def create_reward(caller: Caller, body: RewardIn) -> Reward:
     moment = now_iso()
     item = {**body.stored(), "reward_id": new_id(), "total_stock": body.total_stock, "shards": body.shards,
             "version": 1, "created_at": moment, "updated_at": moment}
-    dal.create_reward(caller.tenant_id, item)
-    return _with_stock(caller.tenant_id, item)
+    return reward_view(item, dal.create_reward(caller.tenant_id, item))
 
 
 def get_reward(caller: Caller, reward_id: str) -> Reward:
@@ -130,9 +129,12 @@ def change_stock(caller: Caller, reward_id: str, body: StockChange) -> Reward:
                                details=[{"field": "delta", "message": f"at most {-body.delta - need} can be removed"}])
         try:
             dal.change_stock(t, reward_id, per_shard)
-            return _with_stock(t, live_reward(t, reward_id))
         except dal.ConditionFailed:
             continue  # a reservation took stock meanwhile, or the reward went: look again
+        # The answer is what was read plus what was written, not a second read of both.
+        return reward_view({**item, "total_stock": item["total_stock"] + body.delta},
+                           [{**s, "available": s.get("available", 0) + per_shard.get(i, 0)}
+                            for i, s in enumerate(shards)])
     raise Conflict("the stock is changing too fast; try again", code="STOCK_BUSY")
 
 
@@ -152,7 +154,12 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 "status": "PENDING", "expires_at": iso(moment + timedelta(minutes=expire_minutes)),
                 "created_at": iso(moment), "updated_at": iso(moment),
                 "limited": reward.get("total_stock") is not None, "counted": limit is not None}
-        for shard in shard_order(t, reward, quantity):
+        order = shard_order(t, reward, quantity)
+        if not order and (existing := dal.get_reservation(t, res_id)):
+            # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
+            # it is answered with its reservation, not refused. (A transaction tried answers this by itself.)
+            return _existing_reservation(existing, res_id, reward_id, user_id), False
+        for shard in order:
             record = {**base, "shard": shard}
             try:
                 dal.reserve(t, record, reward_version=reward["version"], limited=base["limited"],
@@ -161,7 +168,7 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 return Reservation(**record), True
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
-                    return _existing_reservation(t, res_id, reward_id, user_id), False
+                    return _existing_reservation(dal.get_reservation(t, res_id), res_id, reward_id, user_id), False
                 if failed.failed(2):
                     break  # the reward changed or went: read it again
                 if limit is not None and failed.failed(3):
@@ -169,10 +176,6 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 if not failed.failed(1):
                     raise
         else:
-            # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
-            # it is answered with its reservation, not refused.
-            if dal.get_reservation(t, res_id):
-                return _existing_reservation(t, res_id, reward_id, user_id), False
             raise OutOfStock(f"reward {reward_id} has not {quantity} left in stock")
     raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
 
@@ -190,8 +193,7 @@ def shard_order(tenant: str, reward: dict, quantity: int) -> list[int]:
     return order
 
 
-def _existing_reservation(t: str, res_id: str, reward_id: str, user_id: str) -> Reservation:
-    existing = dal.get_reservation(t, res_id)
+def _existing_reservation(existing: dict | None, res_id: str, reward_id: str, user_id: str) -> Reservation:
     if existing is None or existing["reward_id"] != reward_id or existing["user_id"] != user_id:
         raise Conflict(f"reservation_id {res_id} belongs to another reservation", code="RESERVATION_ID_TAKEN")
     return Reservation(**existing)
@@ -355,12 +357,13 @@ def rollback(caller: Caller, grant_id: str) -> Grant:
         try:
             dal.rollback(t, grant, moment, _rollback_returns(t, grant, moment))
             metrics.add_metric(name="GrantsRolledBack", unit="Count", value=1)
+            grant = {**grant, "status": GrantStatus.ROLLED_BACK, "updated_at": moment}  # what the write set
             break
         except dal.ConditionFailed:
             continue  # its status or its reservation moved: look again
     else:
         raise Conflict("the grant is changing too fast; try again", code="GRANT_BUSY")
-    grant = Grant(**_grant(t, grant_id))
+    grant = Grant(**grant)
     events.publish(caller, source="rewards", detail_type="grant.rolled_back", event_id=f"{grant_id}:rolled_back",
                    occurred_at=grant.updated_at,
                    detail={"grant_id": grant_id, "reward_id": grant.reward_id, "user_id": grant.user_id,
