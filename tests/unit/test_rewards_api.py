@@ -66,6 +66,15 @@ def test_get_reward_is_a_plain_dict_and_none_when_unknown_or_deleted(stack):
     assert api.get_reward(T, reward_id) is None
 
 
+def test_reward_settings_are_the_reward_without_its_stock_in_one_read(stack):
+    reward_id = make_reward(total_stock=7, shards=3)
+    with dynamodb_requests() as sent:
+        settings = api.reward_settings(T, reward_id)
+    assert sent == ["GetItem"]
+    assert settings == {k: v for k, v in api.get_reward(T, reward_id).items() if k != "stock"}
+    assert api.reward_settings(T, "nope") is None and api.reward_settings("other-tenant", reward_id) is None
+
+
 def test_reserve_confirm_cancel_move_stock_once(stack):
     reward_id = make_reward(total_stock=3)
     first = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")

@@ -65,10 +65,10 @@ class _Pipeline:
             if grant["status"] == "DISTRIBUTED":
                 self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
             if grant["status"] == "FAILED":  # a crash between FAILED and giving the slots back: finish it
-                self.reward = rewards.get_reward(self.tenant, self.log["reward_id"])
+                self.reward = rewards.reward_settings(self.tenant, self.log["reward_id"])
                 self._release_frequencies()
             return grant
-        self.reward = rewards.get_reward(self.tenant, self.log["reward_id"])
+        self.reward = rewards.reward_settings(self.tenant, self.log["reward_id"])
         if self.reward is None:
             return self._fail(grant, "the reward is unknown or was deleted")
         if grant["status"] == "PENDING":

@@ -194,7 +194,7 @@ def match_audience(caller: Caller, audience_id: str, body: AudienceMatchIn) -> A
 def _require_reward(caller: Caller, reward_id: str) -> None:
     from marketing.rewards import api as rewards  # the rewards capability, in the same layer
 
-    if rewards.get_reward(caller.tenant_id, reward_id) is None:
+    if rewards.reward_settings(caller.tenant_id, reward_id) is None:
         raise InvalidInput("reward_id", f"reward {reward_id} is unknown")
 
 
