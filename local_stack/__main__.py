@@ -8,13 +8,16 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from local_stack.containers import DEFAULT_MAX_CONTAINERS
 from local_stack.stack import LocalStack
+from local_stack.template import TEMPLATE
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--template", type=Path, default=TEMPLATE, help="the SAM template (default: the project's)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", "0")))
@@ -25,8 +28,9 @@ def main() -> None:
                         help="worker processes per function at most; beyond, an invocation waits for one")
     args = parser.parse_args()
 
-    stack = LocalStack(host=args.host, port=args.port, aws_port=args.aws_port, retry_delay=args.retry_delay,
-                       quiet_metrics=not args.metrics, max_containers=args.max_containers).start()
+    stack = LocalStack(args.template, host=args.host, port=args.port, aws_port=args.aws_port,
+                       retry_delay=args.retry_delay, quiet_metrics=not args.metrics,
+                       max_containers=args.max_containers).start()
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -75,8 +75,10 @@ class LocalStack:
 
     def stop(self) -> None:
         for worker in self.workers:
+            worker.stopping.set()
+        for runtime in self.runtimes.values():  # first: a poller waiting on an invocation is released at once
+            runtime.close()
+        for worker in self.workers:
             worker.stop()
         self.gateway.stop()
-        for runtime in self.runtimes.values():
-            runtime.close()
         self.aws.stop()

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from local_stack.aws import EmbeddedAws
@@ -267,3 +270,48 @@ def test_each_function_sees_its_own_environment_and_the_local_aws(restore_enviro
     assert "WHO" not in os.environ
     # and stopping the stack ended every container
     assert len(pids) == 2 and gone(*pids)
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_sigterm_stops_the_stack_and_every_process_it_started():
+    # Given `python -m local_stack` (what `make run` starts) with two containers of a function
+    command = [sys.executable, "-m", "local_stack", "--template", "tests/fixtures/containers/template.yaml",
+               "--port", "0"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ready = next(json.loads(line.split(" ", 1)[1]) for line in process.stdout
+                     if line.startswith("LOCAL_STACK_READY "))
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # keep its output flowing
+
+        def invoke(_):
+            return requests.post(f"{ready['api']}/_local/invoke/First", json={"sleep": 0.5}, timeout=60).json()
+
+        with ThreadPoolExecutor(2) as pool:
+            pids = {answer["pid"] for answer in pool.map(invoke, range(2))}
+        started = descendants(process.pid)
+        # (the fork server, the function's template, its two containers, multiprocessing's resource tracker)
+        assert len(pids) == 2 and pids < started and len(started) >= 4
+        # When it is told to stop, as the e2e fixture and `kill` do
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # Then nothing it started is left
+    assert gone(*started)
