@@ -20,6 +20,7 @@ event on the resolver's class, so two invocations in one process can answer with
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -150,6 +151,7 @@ def incubate(control: Connection, spec: FunctionSpec, environment: dict[str, str
         _answer(control, _error("Local.ForkUnsafeInit", "the init left a thread or an open socket behind: "
                                 "build clients and threads lazily, on the first invocation"))
         return
+    gc.freeze()  # the collector leaves the init's objects alone, so containers keep sharing their pages
     _answer(control, {"ready": True})
     while True:
         try:
