@@ -240,6 +240,21 @@ def test_an_invocation_past_its_timeout_fails_and_its_container_is_killed(probe)
     assert gone(pid) and probe.invoke({})["pid"] != pid
 
 
+@pytest.mark.parametrize("unsafe", ["socket", "thread"])
+def test_an_init_that_leaves_a_socket_or_a_thread_is_refused(unsafe):
+    # Forked containers would share the connection or lose the thread: the init must build them lazily.
+    spec = FunctionSpec(logical_id="Unsafe", name="test-Unsafe", code_dir=PROBE.code_dir, handler="unsafe.handler",
+                        timeout=5, memory=128, environment={})
+    start_fork_server()
+    runtime = FunctionRuntime(spec, {"PATH": os.environ.get("PATH", ""), "UNSAFE": unsafe})
+    try:
+        with pytest.raises(FunctionError) as refused:
+            runtime.invoke({})
+        assert refused.value.error_type == "Local.ForkUnsafeInit" and runtime.pids == set()
+    finally:
+        runtime.close()
+
+
 def test_close_ends_every_container(probe):
     with ThreadPoolExecutor(2) as pool:
         pids = {a["pid"] for a in pool.map(probe.invoke, [{"sleep": 0.3}] * 2)}
