@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--metrics", action="store_true", help="print Powertools metrics (EMF) to stdout")
     parser.add_argument("--max-containers", type=int,
                         default=int(os.environ.get("LOCAL_MAX_CONTAINERS", DEFAULT_MAX_CONTAINERS)),
-                        help="worker processes per function at most; beyond, an invocation waits for one")
+                        help="containers (processes) per function at most; beyond, an invocation waits for one")
     args = parser.parse_args()
 
     stack = LocalStack(args.template, host=args.host, port=args.port, aws_port=args.aws_port,
