@@ -88,7 +88,7 @@ class FunctionError(Exception):
 
 
 class _Unreachable(FunctionError):
-    """The request could not be sent: the container had died while idle, so the invocation never began."""
+    """The invocation never began: its container had died while idle, or its template before forking it."""
 
 
 # --- in a function's template and containers ---
@@ -280,9 +280,9 @@ class Template:
                 self.control.send_bytes(b"fork")
                 reduction.send_handle(self.control, there.fileno(), self.process.pid)
                 pid = _ask(self.control, INIT_TIMEOUT)["pid"]
-        except (FunctionError, OSError):
+        except (FunctionError, OSError):  # it was killed: the invocation has not begun, a new template takes it
             here.close()
-            raise FunctionError("Runtime.ExitError", "the function's template process is gone") from None
+            raise _Unreachable("Runtime.ExitError", "the function's template process is gone") from None
         finally:
             there.close()
         return Container(here, pid)
@@ -300,7 +300,7 @@ class FunctionRuntime:
                  max_containers: int = DEFAULT_MAX_CONTAINERS, timeout_scale: float = DEFAULT_TIMEOUT_SCALE):
         self.spec, self.environment, self.max_containers = spec, environment, max_containers
         self.timeout = spec.timeout * timeout_scale
-        self.cold_starts = 0
+        self.cold_starts = 0  # containers created
         self._slots = threading.BoundedSemaphore(max_containers)
         self._lock = threading.Lock()
         self._template: Template | None = None
@@ -339,7 +339,7 @@ class FunctionRuntime:
         with self._slots:
             try:
                 answer = self._ask(self._take(), request, timeout)
-            except _Unreachable:  # it died while idle, so the invocation never began: a new container takes it
+            except _Unreachable:  # a new container takes the invocation, as Lambda would
                 answer = self._ask(self._take(), request, timeout)
         if "error" in answer:
             raise FunctionError(answer["error"]["errorType"], answer["error"]["errorMessage"])
@@ -366,7 +366,6 @@ class FunctionRuntime:
                 self._containers.discard(container)
             if self._closed:
                 raise FunctionError("Local.Stopped", "the local stack is stopping")
-            self.cold_starts += 1
             if self._template is None:
                 self._template = Template(self.spec, self.environment)
             template = self._template
@@ -381,6 +380,7 @@ class FunctionRuntime:
             raise
         with self._lock:
             self._containers.add(container)
+            self.cold_starts += 1
             closed = self._closed
         if closed:  # `close` ran meanwhile and did not see it
             self._discard(container)

@@ -215,6 +215,20 @@ def test_a_container_that_dies_while_idle_is_replaced(probe):
     assert answer["pid"] != pid and pid not in probe.pids
 
 
+def test_a_template_that_dies_is_replaced(probe):
+    # Given a container, and its function's template (the process it was forked from) killed
+    pid = probe.invoke({})["pid"]
+    template = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(template, signal.SIGKILL)
+    assert gone(template)
+    # When two invocations come at once, so one needs a new container
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(probe.invoke, [{"echo": "a", "sleep": 0.3}, {"echo": "b", "sleep": 0.3}]))
+    # Then both are answered, one by a container of a new template
+    assert [a["echo"] for a in answers] == ["a", "b"] and pid in {a["pid"] for a in answers}
+    assert probe.cold_starts == 2
+
+
 def test_a_container_that_dies_mid_invocation_fails_it_and_is_replaced(probe):
     pid = probe.invoke({})["pid"]
     with pytest.raises(FunctionError) as failed:
