@@ -12,7 +12,10 @@ import threading
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from local_stack import moto_fixes
 from local_stack.threads import ServerThread
+
+moto_fixes.apply()
 
 
 class SerializedApp:

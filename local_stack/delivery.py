@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from local_stack.functions import FunctionRuntime
+from local_stack.containers import FunctionRuntime
 from local_stack.provision import Stack
 from local_stack.template import ACCOUNT, REGION
 from local_stack.threads import Background

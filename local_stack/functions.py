@@ -1,21 +1,17 @@
-"""Runs the template's functions in this process, as Lambda would: a pool of containers per function.
-
-A Powertools resolver keeps the current event on the app object, so one module instance must never serve
-two requests at once. Like Lambda, each concurrent invocation gets its own container: its own import of the
-function's `app.py` (the shared layer package is imported once, as a layer is read-only).
+"""The template's functions: their settings (Globals merged), a Lambda context, and the import of a
+function's module. The local stack runs them in containers (`local_stack.containers`, a process each);
+the handler tests load them in their own process (`tests/support.py`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import itertools
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from local_stack.template import ACCOUNT, REGION, ROOT, Resolver, merged_function_properties, physical_name
 
@@ -75,33 +71,3 @@ def load_module(spec: FunctionSpec) -> ModuleType:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
-
-
-class FunctionRuntime:
-    def __init__(self, spec: FunctionSpec):
-        self.spec = spec
-        self._idle: list[ModuleType] = []
-        self._lock = threading.Lock()
-        self.cold_starts = 0
-
-    def _acquire(self) -> ModuleType:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            self.cold_starts += 1
-        return load_module(self.spec)
-
-    def invoke(self, event: Any) -> Any:
-        container = self._acquire()
-        try:
-            handler = getattr(container, self.spec.handler.rsplit(".", 1)[1])
-            return handler(event, LambdaContext(self.spec))
-        finally:
-            with self._lock:
-                self._idle.append(container)
-
-    def any_container(self) -> ModuleType:
-        container = self._acquire()
-        with self._lock:
-            self._idle.append(container)
-        return container

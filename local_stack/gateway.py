@@ -8,8 +8,8 @@ import base64
 import json
 import re
 import time
-import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from local_stack import auth
-from local_stack.functions import FunctionRuntime
+from local_stack.containers import FunctionError, FunctionRuntime
 from local_stack.threads import ServerThread
 
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "image/svg+xml", "application/x-www-form-urlencoded")
@@ -163,9 +163,9 @@ class Gateway(ServerThread):
                     return _error(401, "UNAUTHORIZED", "missing or invalid bearer token")
             try:
                 result = route.runtime.invoke(api_event(request, route, match.groupdict(), claims))
-            except Exception as exc:  # an unhandled error in the function: API Gateway answers 500
-                traceback.print_exc()
-                return _error(500, "INTERNAL_ERROR", f"function error: {type(exc).__name__}")
+            except FunctionError as exc:  # the function failed (its log has the traceback): API Gateway answers 500
+                print(f"[local-stack] {route.key}: {exc}", flush=True)
+                return _error(500, "INTERNAL_ERROR", f"function error: {exc.error_type}")
             return _response_from(result)
         return _error(404, "ROUTE_NOT_FOUND", "no such route")
 
@@ -173,8 +173,11 @@ class Gateway(ServerThread):
         runtime = self.runtimes.get(logical_id)
         if runtime is None:
             return _error(404, "FUNCTION_NOT_FOUND", f"no function {logical_id}")
-        result = runtime.invoke(json.loads(request.get_data() or b"{}"))
-        return Response(json.dumps(result, default=str), mimetype="application/json")
+        try:
+            result = runtime.invoke(json.loads(request.get_data() or b"{}"))
+        except FunctionError as exc:
+            return _error(500, "FUNCTION_ERROR", str(exc))
+        return Response(json.dumps(result), mimetype="application/json")
 
     def openapi(self) -> dict:
         """The Powertools OpenAPI schemas of every HTTP function, merged into one document."""
@@ -183,11 +186,11 @@ class Gateway(ServerThread):
                           "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
                       "security": [{"bearer": []}], "servers": [{"url": self.url}]}
         runtimes = {route.runtime.spec.logical_id: route.runtime for route in self.routes}
-        for runtime in runtimes.values():
-            app = getattr(runtime.any_container(), "app", None)
-            if app is None or not hasattr(app, "get_openapi_json_schema"):
+        with ThreadPoolExecutor(8) as pool:  # asked of a container of each function: cold starts in parallel
+            schemas = list(pool.map(FunctionRuntime.openapi, runtimes.values()))
+        for schema in schemas:
+            if schema is None:
                 continue
-            schema = json.loads(app.get_openapi_json_schema())
             for path, item in schema.get("paths", {}).items():
                 spec["paths"].setdefault(path, {}).update(item)
             spec["components"]["schemas"].update(schema.get("components", {}).get("schemas", {}))

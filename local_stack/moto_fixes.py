@@ -1,4 +1,5 @@
-"""Two fixes for moto 5.2, applied wherever moto runs here (the local stack, tests, benches).
+"""Two fixes for moto 5.2, applied wherever moto runs here: by `local_stack.aws` (the embedded AWS) and
+`local_stack.provision` (the tests' and benches' in-process moto), not by the containers, which never run moto.
 
 EventBridge: events delivered to SQS targets lack `account` (see `_EVENT_TEMPLATE_WITH_ACCOUNT`).
 

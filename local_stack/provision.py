@@ -9,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_stack import moto_fixes
 from local_stack.template import ACCOUNT, REGION, Resolver, parameter_defaults, physical_name, resources
+
+moto_fixes.apply()  # tests and benches provision into moto's in-process mock
 
 ClientFactory = Callable[[str], Any]
 

@@ -10,8 +10,15 @@ import boto3
 
 from local_stack import provision
 from local_stack.aws import EmbeddedAws
+from local_stack.containers import (
+    DEFAULT_MAX_CONTAINERS,
+    DEFAULT_TIMEOUT_SCALE,
+    FunctionRuntime,
+    start_fork_server,
+    wait_for_fork_server,
+)
 from local_stack.delivery import start_delivery
-from local_stack.functions import FunctionRuntime, function_specs
+from local_stack.functions import FunctionSpec, function_specs
 from local_stack.gateway import Gateway, routes_from
 from local_stack.template import REGION, ROOT, TEMPLATE, load
 
@@ -25,47 +32,52 @@ LOCAL_ENV = {
 
 class LocalStack:
     def __init__(self, template_path: Path = TEMPLATE, *, host: str = "127.0.0.1", port: int = 3000,
-                 aws_port: int = 0, stack_name: str = "local", retry_delay: int = 1, quiet_metrics: bool = True):
+                 aws_port: int = 0, stack_name: str = "local", retry_delay: int = 1, quiet_metrics: bool = True,
+                 max_containers: int | None = None):
         self.template = load(template_path)
         self.host, self.port, self.aws_port = host, port, aws_port
         self.stack_name, self.retry_delay, self.quiet_metrics = stack_name, retry_delay, quiet_metrics
+        self.max_containers = max_containers or int(os.environ.get("LOCAL_MAX_CONTAINERS", DEFAULT_MAX_CONTAINERS))
+        self.timeout_scale = float(os.environ.get("LOCAL_TIMEOUT_SCALE", DEFAULT_TIMEOUT_SCALE))
         self.workers: list = []
+        self.runtimes: dict[str, FunctionRuntime] = {}
 
     def client(self, service: str):
         return boto3.client(service, endpoint_url=self.aws.endpoint, region_name=REGION,
                             aws_access_key_id="local", aws_secret_access_key="local")
 
     def start(self) -> LocalStack:
+        start_fork_server()  # the parent of every container: it preloads its imports while the stack is built
+        self._host_environment = dict(os.environ)
         self.aws = EmbeddedAws(self.host, self.aws_port).start()
         self.stack = provision.create(self.template, self.client, self.stack_name)
-        os.environ.update(LOCAL_ENV)
-        os.environ["AWS_ENDPOINT_URL"] = self.aws.endpoint
-        if self.quiet_metrics:
-            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        specs = function_specs(self.template, self.stack.resolver, self.stack_name)
-        self._apply_environment(specs)
-        for path in (str(ROOT / "layers" / "shared"), str(ROOT)):
+        for path in (str(ROOT / "layers" / "shared"), str(ROOT)):  # schedules read the layer's clock
             if path not in sys.path:
                 sys.path.insert(0, path)
-        self.runtimes = {spec.logical_id: FunctionRuntime(spec) for spec in specs}
+        specs = function_specs(self.template, self.stack.resolver, self.stack_name)
+        self.runtimes = {spec.logical_id: FunctionRuntime(spec, self.environment(spec),
+                                                          max_containers=self.max_containers,
+                                                          timeout_scale=self.timeout_scale) for spec in specs}
         routes = routes_from(self.runtimes, self.template, self.stack.resolver.resolve)
         self.gateway = Gateway(routes, self.runtimes, host=self.host, port=self.port).start()
         self.workers = start_delivery(self.runtimes, self.stack, self.client, retry_delay=self.retry_delay)
+        wait_for_fork_server()  # ready means a cold start costs what it should
         return self
 
-    @staticmethod
-    def _apply_environment(specs) -> None:
-        """Functions share this process, hence its environment: a variable two functions set differently
-        cannot be honoured, so it is refused rather than silently picked."""
-        merged: dict[str, str] = {}
-        for spec in specs:
-            for key, value in spec.environment.items():
-                if merged.get(key, value) != value:
-                    raise ValueError(f"functions disagree on {key}: the local stack needs one value")
-                merged[key] = value
-        os.environ.update(merged)
+    def environment(self, spec: FunctionSpec) -> dict[str, str]:
+        """What a container of `spec` sees: this process's environment, the embedded AWS's settings, then
+        the function's own variables (its `Environment` merged with `Globals`). Not `AWS_LAMBDA_FUNCTION_NAME`:
+        the layer reads it as "running in AWS" (and then wants secrets and parameters from there)."""
+        env = {**self._host_environment, **LOCAL_ENV, "AWS_ENDPOINT_URL": self.aws.endpoint}
+        if self.quiet_metrics:
+            env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        return {**env, **spec.environment}
 
     def stop(self) -> None:
+        for worker in self.workers:
+            worker.stopping.set()
+        for runtime in self.runtimes.values():  # first: a poller waiting on an invocation is released at once
+            runtime.close()
         for worker in self.workers:
             worker.stop()
         self.gateway.stop()

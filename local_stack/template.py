@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode
-
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
+    from cfnlint.decode import decode  # here: the functions' containers import this module, never cfn-lint
+
     template, problems = decode(str(path))
     if problems or template is None:
         raise ValueError(f"cannot read {path}: {problems}")

@@ -1,19 +1,27 @@
 """The local stack's own guarantees: atomic requests to the embedded AWS, intrinsics resolved from the
-template, and delivery from queues and rules to functions with partial failures, retries and DLQs."""
+template, functions in containers that share nothing (a process each, reused warm, bounded), and delivery
+from queues and rules to functions with partial failures, retries and DLQs."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from local_stack.aws import EmbeddedAws
+from local_stack.containers import FunctionError, FunctionRuntime, start_fork_server
+from local_stack.functions import FunctionSpec
 from local_stack.stack import LocalStack
 from local_stack.template import ROOT, Resolver, merged_function_properties
 
@@ -144,3 +152,195 @@ def test_bus_to_queue_delivery_carries_the_whole_envelope():
         body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
     parsed = EventBridgeModel.model_validate(body)
     assert (parsed.account, parsed.detail_type, parsed.detail) == ("123456789012", "d", {"a": 1})
+
+
+# --- containers: tests/fixtures/containers/app.py answers its pid, its echo and what its container counted ---
+
+PROBE = FunctionSpec(logical_id="Probe", name="test-Probe", code_dir=ROOT / "tests/fixtures/containers",
+                     handler="app.handler", timeout=5, memory=128, environment={})
+
+
+@pytest.fixture
+def probe():
+    start_fork_server()
+    runtime = FunctionRuntime(PROBE, {"PATH": os.environ.get("PATH", ""), "WHO": "probe"}, max_containers=2,
+                              timeout_scale=1)
+    yield runtime
+    runtime.close()
+
+
+def running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def gone(*pids: int) -> bool:
+    return wait_for(lambda: not any(running(pid) for pid in pids), timeout=10)
+
+
+def test_an_idle_container_serves_the_next_invocation_warm(probe):
+    first, second = probe.invoke({}), probe.invoke({})
+    assert first["pid"] == second["pid"] != os.getpid()
+    assert (first["invocations"], second["invocations"], probe.cold_starts) == (1, 2, 1)
+
+
+def test_concurrent_invocations_get_processes_of_their_own(probe):
+    # Given two invocations at once, each keeping its event on a class while it sleeps (as Powertools does)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(probe.invoke, [{"echo": "a", "sleep": 0.5}, {"echo": "b", "sleep": 0.5}]))
+    # Then each ran in a container of its own, a cold start each, and answered its own event
+    assert [a["echo"] for a in answers] == ["a", "b"]
+    assert answers[0]["pid"] != answers[1]["pid"] and probe.cold_starts == 2
+
+
+def test_beyond_the_bound_an_invocation_waits_for_a_free_container(probe):
+    # Given at most 2 containers, when 6 invocations come at once
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(probe.invoke, [{"echo": n, "sleep": 0.3} for n in range(6)]))
+    # Then every one is answered, by 2 containers only
+    assert [a["echo"] for a in answers] == list(range(6))
+    assert len({a["pid"] for a in answers}) == 2 and probe.cold_starts == 2
+    assert sorted(a["invocations"] for a in answers) == [1, 1, 2, 2, 3, 3]
+
+
+def test_a_container_that_dies_while_idle_is_replaced(probe):
+    pid = probe.invoke({})["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert gone(pid)
+    answer = probe.invoke({"echo": "after"})
+    assert (answer["echo"], answer["invocations"], probe.cold_starts) == ("after", 1, 2)
+    assert answer["pid"] != pid and pid not in probe.pids
+
+
+def test_a_template_that_dies_is_replaced(probe):
+    # Given a container, and its function's template (the process it was forked from) killed
+    pid = probe.invoke({})["pid"]
+    template = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(template, signal.SIGKILL)
+    assert gone(template)
+    # When two invocations come at once, so one needs a new container
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(probe.invoke, [{"echo": "a", "sleep": 0.3}, {"echo": "b", "sleep": 0.3}]))
+    # Then both are answered, one by a container of a new template
+    assert [a["echo"] for a in answers] == ["a", "b"] and pid in {a["pid"] for a in answers}
+    assert probe.cold_starts == 2
+
+
+def test_a_container_that_dies_mid_invocation_fails_it_and_is_replaced(probe):
+    pid = probe.invoke({})["pid"]
+    with pytest.raises(FunctionError) as failed:
+        probe.invoke({"exit": True})
+    assert failed.value.error_type == "Runtime.ExitError"
+    assert pid not in probe.pids and gone(pid)
+    assert probe.invoke({})["pid"] != pid and probe.cold_starts == 2
+
+
+def test_a_handler_error_comes_back_and_the_container_stays_warm(probe):
+    pid = probe.invoke({})["pid"]
+    with pytest.raises(FunctionError) as failed:
+        probe.invoke({"fail": True})
+    assert (failed.value.error_type, str(failed.value)) == ("ValueError", "ValueError: asked to fail")
+    assert probe.invoke({"env": ["WHO"]}) == {"pid": pid, "invocations": 3, "echo": None, "env": {"WHO": "probe"}}
+
+
+def test_an_invocation_past_its_timeout_fails_and_its_container_is_killed(probe):
+    pid = probe.invoke({})["pid"]
+    with pytest.raises(FunctionError) as failed:
+        probe.invoke({"sleep": 60})  # the function's Timeout is 5 seconds
+    assert failed.value.error_type == "Sandbox.Timedout"
+    assert gone(pid) and probe.invoke({})["pid"] != pid
+
+
+@pytest.mark.parametrize("unsafe", ["socket", "thread"])
+def test_an_init_that_leaves_a_socket_or_a_thread_is_refused(unsafe):
+    # Forked containers would share the connection or lose the thread: the init must build them lazily.
+    spec = FunctionSpec(logical_id="Unsafe", name="test-Unsafe", code_dir=PROBE.code_dir, handler="unsafe.handler",
+                        timeout=5, memory=128, environment={})
+    start_fork_server()
+    runtime = FunctionRuntime(spec, {"PATH": os.environ.get("PATH", ""), "UNSAFE": unsafe})
+    try:
+        with pytest.raises(FunctionError) as refused:
+            runtime.invoke({})
+        assert refused.value.error_type == "Local.ForkUnsafeInit" and runtime.pids == set()
+    finally:
+        runtime.close()
+
+
+def test_close_ends_every_container(probe):
+    with ThreadPoolExecutor(2) as pool:
+        pids = {a["pid"] for a in pool.map(probe.invoke, [{"sleep": 0.3}] * 2)}
+    assert len(pids) == 2 and pids == probe.pids
+    probe.close()
+    assert gone(*pids)
+    with pytest.raises(FunctionError):
+        probe.invoke({})
+
+
+def test_each_function_sees_its_own_environment_and_the_local_aws(restore_environ):
+    # Given two functions that set WHO differently (one process could not honour both)
+    stack = LocalStack(ROOT / "tests/fixtures/containers/template.yaml", port=0, stack_name="cx").start()
+    names = ["WHO", "SHARED", "AWS_ENDPOINT_URL", "AWS_REGION", "POWERTOOLS_TRACE_DISABLED", "AWS_LAMBDA_FUNCTION_NAME"]
+    try:
+        # When both run at once
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda name: stack.runtimes[name].invoke({"env": names, "sleep": 0.3}),
+                                     ["First", "Second"])
+        pids = stack.runtimes["First"].pids | stack.runtimes["Second"].pids
+    finally:
+        stack.stop()
+    # Then each saw its own variables, Globals merged, and the embedded AWS; never the Lambda-only name that
+    # the layer takes to mean "in AWS"; this process's environment is left alone
+    local = {"SHARED": "from-globals", "AWS_ENDPOINT_URL": stack.aws.endpoint, "AWS_REGION": "us-east-1",
+             "POWERTOOLS_TRACE_DISABLED": "true", "AWS_LAMBDA_FUNCTION_NAME": None}
+    assert (first["env"], second["env"]) == ({**local, "WHO": "first"}, {**local, "WHO": "second"})
+    assert "WHO" not in os.environ
+    # and stopping the stack ended every container
+    assert len(pids) == 2 and gone(*pids)
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_sigterm_stops_the_stack_and_every_process_it_started():
+    # Given `python -m local_stack` (what `make run` starts) with two containers of a function
+    command = [sys.executable, "-m", "local_stack", "--template", "tests/fixtures/containers/template.yaml",
+               "--port", "0"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ready = next(json.loads(line.split(" ", 1)[1]) for line in process.stdout
+                     if line.startswith("LOCAL_STACK_READY "))
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # keep its output flowing
+
+        def invoke(_):
+            return requests.post(f"{ready['api']}/_local/invoke/First", json={"sleep": 0.5}, timeout=60).json()
+
+        with ThreadPoolExecutor(2) as pool:
+            pids = {answer["pid"] for answer in pool.map(invoke, range(2))}
+        started = descendants(process.pid)
+        # (the fork server, the function's template, its two containers, multiprocessing's resource tracker)
+        assert len(pids) == 2 and pids < started and len(started) >= 4
+        # When it is told to stop, as the e2e fixture and `kill` do
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # Then nothing it started is left
+    assert gone(*started)
