@@ -39,8 +39,9 @@ def run() -> list[str]:
             raw = json.dumps(order).encode()
             counter.reset()
             actions.clear()
-            answer = hook(http_event("POST", "/v1/cps/bench/fake/orders", "/v1/cps/{tenant_id}/{platform}/orders",
-                                     body=raw.decode(), headers=signed_headers("bench", "fake", raw)))
+            answer = hook(http_event("POST", "/v1/cps/bench/app1/fake/orders",
+                                     "/v1/cps/{tenant_id}/{app_id}/{platform}/orders",
+                                     body=raw.decode(), headers=signed_headers("bench", "app1", "fake", raw)))
             assert answer["statusCode"] == 200, answer
             return counter.dynamodb(), sum(actions), body_of(answer)["entries"]
 

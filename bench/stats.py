@@ -60,7 +60,7 @@ def make_events(seed: int = 7) -> list[dict]:
 
 
 def sqs_batches(events: list[dict], size: int) -> list[dict]:
-    bodies = [json.dumps({"tenant_id": "bench", "event": e}) for e in events]
+    bodies = [json.dumps({"tenant_id": "bench", "app_id": "app1", "event": e}) for e in events]
     return [{"Records": [{"messageId": f"m{n}", "receiptHandle": "x", "body": body, "attributes": {},
                           "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
                           "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench-StatsQueue",
@@ -171,18 +171,18 @@ def run() -> list[str]:
                 assert answer == {"batchItemFailures": []}, answer
             ours_seconds = time.perf_counter() - started
 
-        counted_once = totals_of(ddb, "T#bench#STATS#", "C#")
+        counted_once = totals_of(ddb, "T#bench#A#app1#STATS#", "C#")
         with counting_writes() as again:
             for batch in batches:  # every batch delivered a second time: nothing may move
                 consumer(batch)
-        assert totals_of(ddb, "T#bench#STATS#", "C#") == counted_once, "a redelivery moved a counter"
+        assert totals_of(ddb, "T#bench#A#app1#STATS#", "C#") == counted_once, "a redelivery moved a counter"
 
         with counting_writes() as naive:
             started = time.perf_counter()
             naive_consumer(events, boto3.resource("dynamodb").Table(stack.ref("Table")))
             naive_seconds = time.perf_counter() - started
 
-        ours_totals = totals_of(ddb, "T#bench#STATS#", "C#*#")
+        ours_totals = totals_of(ddb, "T#bench#A#app1#STATS#", "C#*#")
         naive_totals = totals_of(ddb, "T#bench#NAIVE#")
         assert ours_totals == naive_totals, "the two consumers disagree"
 

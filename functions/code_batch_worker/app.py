@@ -6,6 +6,7 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from marketing.core.identity import scope_of
 from marketing.core.observability import logger, metrics, tracer
 from marketing.rewards import redeem
 
@@ -14,7 +15,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def generate(record: SQSRecord) -> None:
     work = json.loads(record.body)
-    redeem.generate_chunk(work["tenant_id"], work["batch_id"], int(work["offset"]), int(work["count"]))
+    redeem.generate_chunk(scope_of(work["tenant_id"], work["app_id"]), work["batch_id"], int(work["offset"]),
+                          int(work["count"]))
 
 
 @logger.inject_lambda_context(clear_state=True)

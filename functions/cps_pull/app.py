@@ -24,7 +24,7 @@ def _sources(event: dict[str, Any]) -> list[dict[str, Any]]:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results, failed = [], 0
     for source in _sources(event):
-        where = {"tenant_id": source.get("tenant_id"), "platform": source.get("platform")}
+        where = {k: source.get(k) for k in ("tenant_id", "app_id", "platform")}
         try:
             results.append({**where, **service.pull(source)})
         except Exception:  # one platform down must not stop the others; the run fails at the end

@@ -1,5 +1,6 @@
-"""POST /v1/cps/{tenant_id}/{platform}/orders: a CPS platform's signed order update. No JWT: the
-platform authenticates with an HMAC signature made with its per-tenant key (marketing.cps.signing)."""
+"""POST /v1/cps/{tenant_id}/{app_id}/{platform}/orders: a CPS platform's signed order update. No JWT: the
+platform authenticates with an HMAC signature made with the key of this URL's tenant, app and platform
+(marketing.cps.signing)."""
 
 import base64
 from typing import Annotated
@@ -14,12 +15,13 @@ from marketing.cps.models import Ingested, Platform
 app = build_resolver()
 
 
-@app.post("/v1/cps/<tenant_id>/<platform>/orders")
-def order_update(tenant_id: Annotated[Identifier, Path()], platform: Annotated[Platform, Path()]) -> Ingested:
+@app.post("/v1/cps/<tenant_id>/<app_id>/<platform>/orders")
+def order_update(tenant_id: Annotated[Identifier, Path()], app_id: Annotated[Identifier, Path()],
+                 platform: Annotated[Platform, Path()]) -> Ingested:
     event = app.current_event
     # The signature covers the bytes the platform sent: decode base64 to bytes, never through text.
     raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
-    return service.ingest_webhook(tenant_id, platform, dict(event.headers or {}), raw)
+    return service.ingest_webhook(tenant_id, app_id, platform, dict(event.headers or {}), raw)
 
 
 # Repeats are made harmless by the order's business key, not by an Idempotency-Key (there is no caller).

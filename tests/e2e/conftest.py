@@ -65,8 +65,8 @@ class LocalStackProcess:
         return make_token(tenant=tenant, sub=sub, roles=roles, app=app, issuer=params["JwtIssuer"],
                           audience=params["JwtAudience"], ttl_seconds=ttl_seconds)
 
-    def api(self, tenant: str, *, sub: str = "ops", roles: str = "admin") -> Api:
-        return Api(self.api_url, self.token(tenant, sub=sub, roles=roles))
+    def api(self, tenant: str, *, sub: str = "ops", roles: str = "admin", app: str = "app1") -> Api:
+        return Api(self.api_url, self.token(tenant, sub=sub, roles=roles, app=app))
 
     def anonymous(self) -> Api:
         return Api(self.api_url, None)

@@ -231,9 +231,9 @@ def test_stock_of_ten_with_fifty_users_distributes_ten(local_stack, tenant):
 def test_webhook_retries_with_backoff_then_succeeds_or_fails(local_stack, tenant, failures, status, attempts):
     # Given a webhook reward whose receiver fails `failures` times, with its HMAC secret in Secrets Manager
     stage = parameter_defaults(load())["Stage"]
-    secret_name = "webhook"  # the tenant's own secret, under its prefix
-    local_stack.client("secretsmanager").create_secret(Name=f"marketing/{stage}/tenants/{tenant}/{secret_name}",
-                                                       SecretString="hook-secret")
+    secret_name = "webhook"  # the app's own secret, under its tenant's and its prefix
+    local_stack.client("secretsmanager").create_secret(
+        Name=f"marketing/{stage}/tenants/{tenant}/apps/app1/{secret_name}", SecretString="hook-secret")
     hook = Hook(failures)
     api = local_stack.api(tenant)
     try:

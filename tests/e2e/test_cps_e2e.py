@@ -19,10 +19,10 @@ def order(pid, status="PAID", order_id="o-1", **more):
             "refund_price": 0, "title": "Lunch set", "paid_at": "2026-11-23T12:00:00Z", **more}
 
 
-def send(local_stack, tenant, body, *, platform="fake", headers=None):
+def send(local_stack, tenant, body, *, app="app1", platform="fake", headers=None):
     raw = json.dumps(body).encode()
-    headers = signed_headers(tenant, platform, raw) if headers is None else headers
-    return requests.post(f"{local_stack.api_url}/v1/cps/{tenant}/{platform}/orders", data=raw, timeout=60,
+    headers = signed_headers(tenant, app, platform, raw) if headers is None else headers
+    return requests.post(f"{local_stack.api_url}/v1/cps/{tenant}/{app}/{platform}/orders", data=raw, timeout=60,
                          headers={"Content-Type": "application/json", **headers})
 
 
@@ -46,7 +46,7 @@ def entry_count(api, users="ABC"):
 
 
 def pull(local_stack, tenant, orders):
-    source = {"tenant_id": tenant, "platform": "fake", "adapter": "fake", "orders": orders}
+    source = {"tenant_id": tenant, "app_id": "app1", "platform": "fake", "adapter": "fake", "orders": orders}
     answer = requests.post(f"{local_stack.api_url}/_local/invoke/CpsPullFunction", json=source, timeout=60)
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -120,8 +120,10 @@ def test_unsigned_wrong_and_stale_webhooks_are_refused_and_store_nothing(local_s
     refused = [
         {},
         {"X-Timestamp": str(now), "X-Signature": "f" * 64},
-        signed_headers(tenant, "fake", raw, timestamp=now - 600),
-        signed_headers(tenant + "-other", "fake", raw),  # another tenant's key
+        signed_headers(tenant, "app1", "fake", raw, timestamp=now - 600),
+        signed_headers(tenant + "-other", "app1", "fake", raw),  # another tenant's key
+        signed_headers(tenant, "app2", "fake", raw),  # another app's key
+        signed_headers(tenant, "app1", "meituan", raw),  # another platform's key (the same secret locally)
         {"Authorization": f"Bearer {api.token}"},  # a user's JWT is no platform signature
     ]
     for headers in refused:

@@ -135,7 +135,7 @@ def test_reposted_events_are_counted_once_even_posted_concurrently(local_stack, 
 
 def test_concurrent_consumers_count_overlapping_batches_once(local_stack, tenant):
     # Given 60 events of 4 users, each delivered 8 times: 8 batches in different orders, to 8 containers at once
-    messages = [json.dumps({"tenant_id": tenant, "event": {
+    messages = [json.dumps({"tenant_id": tenant, "app_id": "app1", "event": {
         "event_id": f"c-{i}", "event_type": "page.visit", "topic_type": "page", "topic_id": "race",
         "wu_id": f"u{i % 4}", "channel_type": "wx" if i % 2 else "app"}}) for i in range(60)]
 
@@ -153,20 +153,20 @@ def test_journals_left_by_a_dead_consumer_are_finished_once_by_concurrent_redeli
     # Given a batch that a consumer claimed (records, markers and journals written) and then died applying
     raw = [{"event_id": f"j-{i}", "event_type": "page.visit", "topic_type": "page", "topic_id": f"dead{i % 40}",
             "wu_id": f"u{i % 7}", "channel_type": "wx" if i % 2 else "app"} for i in range(200)]
-    tallies = sorted((service.tally(tenant, "api", EVENT_ADAPTER.validate_python(e)) for e in raw),
+    tallies = sorted((service.tally(f"{tenant}#A#app1", "api", EVENT_ADAPTER.validate_python(e)) for e in raw),
                      key=lambda t: t.topic_id)
     ddb = boto3.resource("dynamodb", endpoint_url=local_stack.aws_url, region_name="us-east-1",
                          aws_access_key_id="local", aws_secret_access_key="local").meta.client
     table_name = local_stack.outputs["Table"]
     for chunk in dal._chunks(tallies, set()):
-        plan = dal._plan(chunk, set(), {}, journal.new_key(tenant))
+        plan = dal._plan(chunk, set(), {}, journal.new_key(f"{tenant}#A#app1"))
         ddb.transact_write_items(TransactItems=[{kind: {"TableName": table_name, **body}}
                                                 for action in plan.actions for kind, body in action.items()])
     ops = local_stack.api(tenant)
     assert totals(ops, "page/dead0")["visits"] == 0
 
     # When SQS delivers it again to 8 containers at once, each in its own order
-    messages = [json.dumps({"tenant_id": tenant, "event": e}) for e in raw]
+    messages = [json.dumps({"tenant_id": tenant, "app_id": "app1", "event": e}) for e in raw]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda seed: invoke_consumer(local_stack, messages, seed), range(8)))
 
@@ -180,7 +180,8 @@ def test_journals_left_by_a_dead_consumer_are_finished_once_by_concurrent_redeli
 def test_a_poison_message_fails_alone_and_reaches_the_dead_letter_queue(local_stack, tenant):
     sqs = local_stack.client("sqs")
     poison = f"poison for {tenant}: not an event"
-    good = [json.dumps({"tenant_id": tenant, "event": {**EVERY_FAMILY[0], "event_id": f"ok-{i}"}}) for i in range(3)]
+    good = [json.dumps({"tenant_id": tenant, "app_id": "app1", "event": {**EVERY_FAMILY[0], "event_id": f"ok-{i}"}})
+            for i in range(3)]
 
     # Given a batch with a poison message among good ones, put on the stats queue
     entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate([good[0], poison, good[1], good[2]])]

@@ -1,11 +1,12 @@
-"""Tenant isolation across every capability, over HTTP against the local stack.
+"""Tenant and app isolation across every capability, over HTTP against the local stack.
 
-Tenant A builds a little of everything: promo codes and arrivals; rewards, reservations, a redeem-code batch
-and grants; campaigns, audiences, tasks and completions; an affiliate chain and signed CPS orders; stats
-events. Tenant B, with an admin token of its own (the same `sub` as A's operator), then reads, lists, changes
-and pages through A's ids: every read by id is a 404, no list shows anything of A, every write fails with a
-4xx and A re-reads its data unchanged, A's page tokens are a 400, and a request naming A's tenant is a 403.
-A `user` token of A acts only on its own user id. Every answer is recorded: none may be a 5xx.
+App `app1` of tenant A builds a little of everything: promo codes and arrivals; rewards, reservations, a
+redeem-code batch and grants; campaigns, audiences, tasks and completions; an affiliate chain and signed CPS
+orders; stats events. Two intruders, each with an admin token of its own and the same `sub` as A's operator,
+then read, list, change and page through A's ids: tenant B (`other-tenant`), and app `app2` of the same tenant
+A (`other-app`). For both, every read by id is a 404, no list shows anything of A's app, every write fails
+with a 4xx and A re-reads its data unchanged, A's page tokens are a 400, and a request naming A's tenant (or
+app) is a 403. A `user` token of A acts only on its own user id. Every answer is recorded: none may be a 5xx.
 """
 
 from __future__ import annotations
@@ -56,11 +57,11 @@ def eventually(check, timeout: float = 30.0):
 
 
 def fill(value: Any, ids: dict[str, str]) -> Any:
-    """`value` with every `{name}` in its strings replaced by the world's id of that name."""
+    """`value` with every `{name}` in its strings (and its keys) replaced by the world's id of that name."""
     if isinstance(value, str):
         return value.format(**ids)
     if isinstance(value, dict):
-        return {k: fill(v, ids) for k, v in value.items()}
+        return {fill(k, ids): fill(v, ids) for k, v in value.items()}
     if isinstance(value, list):
         return [fill(v, ids) for v in value]
     return value
@@ -84,12 +85,23 @@ class Call:
 
 
 @dataclass
+class Intruder:
+    """Someone outside A's app: an admin of another tenant, or of another app of tenant A (same sub)."""
+
+    name: str
+    tenant: str
+    app: str
+    api: Api
+    ids: dict[str, str]  # A's ids, plus the intruder's own (`b_reward`, `b_batch`, ...) and what it may name
+
+
+@dataclass
 class World:
     stack: Any
-    a: Api  # tenant A's operator (admin)
-    b: Api  # tenant B's operator (admin, same sub)
+    a: Api  # the operator (admin) of app1 of tenant A
+    intruders: dict[str, Intruder]
     ids: dict[str, str]
-    secrets: list[str]  # values unique to tenant A: none may appear in an answer to tenant B
+    secrets: list[str]  # values unique to A's app: none may appear in an answer to an intruder
 
     def user(self, tenant_key: str, sub: str) -> Api:
         return Recorded(self.stack.api_url, self.stack.token(self.ids[tenant_key], sub=sub, roles="user"))
@@ -100,11 +112,21 @@ class World:
         return [s for s in self.secrets if s in answer.text and s not in asked]
 
 
-def webhook(stack, tenant: str, order: dict, *, signed_for: str | None = None) -> requests.Response:
+INTRUDERS = ("other-tenant", "other-app")
+
+
+@pytest.fixture(params=INTRUDERS)
+def intruder(world, request) -> Intruder:
+    return world.intruders[request.param]
+
+
+def webhook(stack, tenant: str, order: dict, *, app: str = "app1",
+            signed_for: tuple[str, str] | None = None) -> requests.Response:
     raw = json.dumps(order).encode()
-    headers = {"Content-Type": "application/json", **signed_headers(signed_for or tenant, "fake", raw)}
-    answer = requests.post(f"{stack.api_url}/v1/cps/{tenant}/fake/orders", data=raw, headers=headers, timeout=30)
-    ANSWERS.append(("POST", f"/v1/cps/{tenant}/fake/orders", answer.status_code))
+    headers = {"Content-Type": "application/json", **signed_headers(*(signed_for or (tenant, app)), "fake", raw)}
+    path = f"/v1/cps/{tenant}/{app}/fake/orders"
+    answer = requests.post(f"{stack.api_url}{path}", data=raw, headers=headers, timeout=30)
+    ANSWERS.append(("POST", path, answer.status_code))
     return answer
 
 
@@ -171,9 +193,9 @@ def build_tenant_a(a: Api, svc: Api, stack, tenant: str, ids: dict[str, str]) ->
     ok(svc.post("/v1/events", {"events": visits(ids["events_a"], ids["topic"], 3)}), 202)
 
 
-def build_tenant_b(b: Api, ids: dict[str, str]) -> None:
-    """B's own reward, batch, campaign and task (to page its own lists with A's tokens), one completion and
-    two visits of the same topic id as A's."""
+def build_intruder(b: Api, ids: dict[str, str]) -> None:
+    """The intruder's own reward, batch, campaign and task (to page its own lists with A's tokens), one
+    completion and two visits of the same topic id as A's."""
     ids["b_reward"] = ok(b.post("/v1/rewards", {**COUPON, "total_stock": 10}), 201)["reward_id"]
     ids["b_batch"] = ok(b.post("/v1/campaigns/cb/redeem-codes", {"reward_id": ids["b_reward"], "count": 2}),
                         201)["batch_id"]
@@ -193,27 +215,37 @@ def items(api: Api, path: str, **query) -> list[dict]:
 @pytest.fixture(scope="module")
 def world(local_stack) -> World:
     run = uuid.uuid4().hex[:8]
-    ids = {"tenant_a": f"t-iso-a-{run}", "tenant_b": f"t-iso-b-{run}", "topic": f"act-{run}",
-           "today": datetime.now(UTC).date().isoformat(), "day": ORDER_DAY,
-           "events_a": f"ev-a-{run}", "events_b": f"ev-b-{run}"}
+    ids = {"tenant_a": f"t-iso-a-{run}", "tenant_b": f"t-iso-b-{run}", "app_a": "app1", "topic": f"act-{run}",
+           "today": datetime.now(UTC).date().isoformat(), "day": ORDER_DAY, "events_a": f"ev-a-{run}"}
     stack = local_stack
     a = Recorded(stack.api_url, stack.token(ids["tenant_a"]))
     svc = Recorded(stack.api_url, stack.token(ids["tenant_a"], sub="backend", roles="service"))
-    b = Recorded(stack.api_url, stack.token(ids["tenant_b"]))
     build_tenant_a(a, svc, stack, ids["tenant_a"], ids)
-    build_tenant_b(b, ids)
+    intruders = {}
+    # (name, tenant, app, the field a request names A by, A's value of it, the intruder's own value)
+    for name, tenant, app, field in (("other-tenant", ids["tenant_b"], "app1", "tenant_id"),
+                                     ("other-app", ids["tenant_a"], "app2", "app_id")):
+        api = Recorded(stack.api_url, stack.token(tenant, app=app))
+        own = {**ids, "events_b": f"ev-{name}-{run}", "field": field,
+               "theirs": ids["tenant_a"] if field == "tenant_id" else ids["app_a"],
+               "mine": tenant if field == "tenant_id" else app}
+        build_intruder(api, own)
+        intruders[name] = Intruder(name, tenant, app, api, own)
 
     # Wait for the asynchronous parts: completions (by task and by user), and every visit counted.
+    others = list(intruders.values())
     assert eventually(lambda: len(items(a, "/v1/task-completion-logs", task_id=ids["task"])) == 2
                       and len(items(a, "/v1/task-completion-logs", user_id="u1")) == 2
-                      and len(items(b, "/v1/task-completion-logs", task_id=ids["b_task"])) == 1)
+                      and all(len(items(o.api, "/v1/task-completion-logs", task_id=o.ids["b_task"])) == 1
+                              for o in others))
     topic = f"/v1/stats/activity/{ids['topic']}"
-    assert eventually(lambda: ok(a.get(topic))["totals"]["visits"] == 3 and ok(b.get(topic))["totals"]["visits"] == 2)
+    assert eventually(lambda: ok(a.get(topic))["totals"]["visits"] == 3
+                      and all(ok(o.api.get(topic))["totals"]["visits"] == 2 for o in others))
 
     unique = ("promo", "task_reward", "reward", "reservation", "reservation2", "batch", "used_code", "used_code2",
               "code", "grant", "grant2", "audience", "audience2", "campaign", "campaign2", "task", "task2", "invite",
               "invite_q", "invite_s", "pid", "order", "order2", "events_a")
-    return World(stack, a, b, ids, [ids[k] for k in unique] + ["a_only_type"])
+    return World(stack, a, intruders, ids, [ids[k] for k in unique] + ["a_only_type"])
 
 
 @pytest.fixture(autouse=True)
@@ -225,7 +257,7 @@ def no_server_errors():
     assert not failures, f"server errors: {failures}"
 
 
-# --- 2. tenant B reads, lists and writes A's ids ----------------------------------------------------------
+# --- 2. another tenant, or another app of the tenant, reads, lists and writes A's ids -----------------------
 
 READS_BY_ID = [
     Call("GET", "/promos/{promo}"),
@@ -249,8 +281,8 @@ READS_BY_ID = [
 
 
 @pytest.mark.parametrize("call", READS_BY_ID, ids=str)
-def test_another_tenants_reads_by_id_are_404(world, call):
-    answer = call.send(world.b, world.ids)
+def test_reads_by_id_from_another_tenant_or_app_are_404(world, intruder, call):
+    answer = call.send(intruder.api, intruder.ids)
     assert answer.status_code == 404, answer.text
     assert answer.json()["error"]["code"].endswith("NOT_FOUND") and not world.leaks(answer)
 
@@ -281,8 +313,8 @@ LISTS = [
 
 
 @pytest.mark.parametrize("call", LISTS, ids=str)
-def test_another_tenants_lists_show_nothing_of_a(world, call):
-    answer = call.send(world.b, world.ids)
+def test_lists_of_another_tenant_or_app_show_nothing_of_a(world, intruder, call):
+    answer = call.send(intruder.api, intruder.ids)
     assert answer.status_code == 200, answer.text
     assert not world.leaks(answer)
     body = answer.json()
@@ -293,11 +325,11 @@ def test_another_tenants_lists_show_nothing_of_a(world, call):
     if call.path == "/v1/cps/settings":
         assert body["rates_bp"] != CPS_SETTINGS["rates_bp"]
     if "records" in call.path:
-        assert {r["event_id"] for r in body["items"]} == {f"{world.ids['events_b']}-{n}" for n in range(2)}
+        assert {r["event_id"] for r in body["items"]} == {f"{intruder.ids['events_b']}-{n}" for n in range(2)}
 
 
-def test_another_tenants_totals_count_only_its_own_facts(world):
-    b, ids = world.b, world.ids
+def test_totals_of_another_tenant_or_app_count_only_its_own_facts(world, intruder):
+    b, ids = intruder.api, world.ids
     earnings = ok(b.get("/v1/affiliates/v/earnings"))
     assert (earnings["pending"], earnings["available"], earnings["reversed"]) == (0, 0, 0)
     recon = ok(b.get("/v1/cps/reconciliation", params={"date": ORDER_DAY}))
@@ -306,7 +338,7 @@ def test_another_tenants_totals_count_only_its_own_facts(world):
     assert ok(world.a.get(f"/v1/stats/activity/{ids['topic']}"))["totals"]["visits"] == 3
     chart = b.get(f"/v1/stats/activity/{ids['topic']}/chart.svg", params={"metric": "visits"})
     assert chart.status_code == 200 and "<svg" in chart.text
-    # B's completion is B's: A's task still counts its own two
+    # The intruder's completion is its own: A's task still counts its own two
     assert ok(world.a.get(f"/v1/tasks/{ids['task']}/completion-stats"))["total_completions"] == 2
 
 
@@ -356,17 +388,18 @@ WRITES = [
 
 
 @pytest.mark.parametrize(("call", "status", "reread"), WRITES, ids=[str(w[0]) for w in WRITES])
-def test_another_tenants_writes_on_a_fail_and_change_nothing(world, call, status, reread):
+def test_writes_of_another_tenant_or_app_on_a_fail_and_change_nothing(world, intruder, call, status, reread):
     before = ok(Call("GET", reread).send(world.a, world.ids))
-    answer = call.send(world.b, world.ids)
+    answer = call.send(intruder.api, intruder.ids)
     assert answer.status_code == status, answer.text
     assert not world.leaks(answer)
     assert ok(Call("GET", reread).send(world.a, world.ids)) == before
 
 
-def test_the_same_ids_in_another_tenant_are_its_own(world):
-    """B's alice, q, track type, settings and reward ids live apart from A's: B's writes succeed in B only."""
-    a, b, ids = world.a, world.b, world.ids
+def test_the_same_ids_in_another_tenant_or_app_are_its_own(world, intruder):
+    """The intruder's alice, q, track type, settings and reward ids live apart from A's: its writes succeed in
+    its own tenant or app only."""
+    a, b, ids = world.a, intruder.api, world.ids
     a_view = {path: ok(a.get(path)) for path in ("/tracks/alice/2", "/v1/affiliates/q", "/track-types",
                                                  "/v1/cps/settings")}
     assert ok(b.get("/tracks/alice/2"))["promcode"] != ids["promo"]
@@ -377,76 +410,83 @@ def test_the_same_ids_in_another_tenant_are_its_own(world):
     assert {path: ok(a.get(path)) for path in a_view} == a_view
 
 
-def test_an_idempotency_key_replays_only_within_its_tenant(world):
+def test_an_idempotency_key_replays_only_within_its_tenant_and_app(world, intruder):
     key = {"Idempotency-Key": f"iso-{uuid.uuid4().hex}"}
     body = {**COUPON, "name": "same key", "total_stock": 5}
     mine = ok(world.a.post("/v1/rewards", body, headers=dict(key)), 201)
     assert ok(world.a.post("/v1/rewards", body, headers=dict(key)), 201) == mine  # A's replay
-    theirs = ok(world.b.post("/v1/rewards", body, headers=dict(key)), 201)
+    theirs = ok(intruder.api.post("/v1/rewards", body, headers=dict(key)), 201)
     assert theirs["reward_id"] != mine["reward_id"]
-    assert world.b.get(f"/v1/rewards/{mine['reward_id']}").status_code == 404
+    assert intruder.api.get(f"/v1/rewards/{mine['reward_id']}").status_code == 404
 
 
-def test_a_webhook_acts_only_in_the_tenant_its_signature_binds(world):
+def test_a_webhook_acts_only_in_the_tenant_and_app_its_signature_binds(world, intruder):
     stack, a, ids = world.stack, world.a, world.ids
     order = f"/v1/cps/orders/fake/{ids['order']}"
     before = (ok(a.get(order)), ok(a.get("/v1/affiliates/v/earnings")))
-    # B's key on A's URL: refused, nothing stored
+    # The intruder's key on A's URL, and A's signed order replayed to the intruder's URL: refused, nothing stored
     assert webhook(stack, ids["tenant_a"], order_body(f"o-{uuid.uuid4().hex[:8]}", ids["pid"]),
-                   signed_for=ids["tenant_b"]).status_code == 401
-    # B's own order, with A's order id and pid (another day, so B's reconciliation test keeps its day empty):
-    # B's order, no promoter, nobody of A paid
-    stored = ok(webhook(stack, ids["tenant_b"], order_body(ids["order"], ids["pid"], day="2026-11-21")))
+                   signed_for=(intruder.tenant, intruder.app)).status_code == 401
+    assert webhook(stack, intruder.tenant, order_body(f"o-{uuid.uuid4().hex[:8]}", ids["pid"]), app=intruder.app,
+                   signed_for=(ids["tenant_a"], "app1")).status_code == 401
+    # The intruder's own order, with A's order id and pid (another day, so its reconciliation test keeps its day
+    # empty): its order, no promoter, nobody of A paid
+    stored = ok(webhook(stack, intruder.tenant, order_body(ids["order"], ids["pid"], day="2026-11-21"),
+                        app=intruder.app))
     assert stored["entries"] == 0
-    assert ok(world.b.get(order))["promoter_id"] is None
+    assert ok(intruder.api.get(order))["promoter_id"] is None
     assert (ok(a.get(order)), ok(a.get("/v1/affiliates/v/earnings"))) == before
 
 
-# --- 3. a request naming tenant A from a tenant-B token ---------------------------------------------------
+# --- 3. a request naming A's tenant (or app) from another tenant's (or app's) token ----------------------
 
+# `{field}` is `tenant_id` for the other tenant, `app_id` for the other app; `{theirs}` is A's value of it.
 NAMING_A = [
-    Call("GET", "/tracks?referrer=alice&tenant_id={tenant_a}"),
-    Call("GET", "/v1/rewards?tenant_id={tenant_a}"),
-    Call("GET", "/v1/reward-grants?tenant_id={tenant_a}"),
-    Call("GET", "/v1/campaigns?tenant_id={tenant_a}"),
-    Call("GET", "/v1/affiliates/v/earnings?tenant_id={tenant_a}"),
-    Call("GET", "/v1/cps/settings?tenant_id={tenant_a}"),
-    Call("GET", "/v1/stats/activity/{topic}?tenant_id={tenant_a}"),
-    Call("POST", "/tracks", {"tenant_id": "{tenant_a}", "user_id": "x", "track_type": 1, "referrer": "alice"}),
-    Call("POST", "/v1/rewards", {"tenant_id": "{tenant_a}", **COUPON}),
-    Call("POST", "/v1/rewards?tenant_id={tenant_b}", {"tenant_id": "{tenant_a}", **COUPON}),
-    Call("POST", "/v1/inventory/reserve", {"tenant_id": "{tenant_a}", "reward_id": "{reward}", "user_id": "bob"}),
-    Call("POST", "/v1/redeem", {"tenant_id": "{tenant_a}", "code": "{code}", "user_id": "bob"}),
-    Call("POST", "/v1/campaigns", {"tenant_id": "{tenant_a}", **CAMPAIGN}),
-    Call("POST", "/v1/audiences", {"tenant_id": "{tenant_a}", "name": "x", "audience_type": "ALL"}),
-    Call("POST", "/v1/tasks/trigger", {"tenant_id": "{tenant_a}", "event_type": "USER_REGISTER", "user_id": "u3"}),
-    Call("POST", "/v1/affiliates", {"tenant_id": "{tenant_a}", "user_id": "mallory"}),
-    Call("PUT", "/v1/cps/settings", {"tenant_id": "{tenant_a}", **CPS_SETTINGS}),
-    Call("POST", "/v1/events", {"tenant_id": "{tenant_a}", "events": visits("forged", "{topic}", 1)}),
+    Call("GET", "/tracks?referrer=alice&{field}={theirs}"),
+    Call("GET", "/v1/rewards?{field}={theirs}"),
+    Call("GET", "/v1/reward-grants?{field}={theirs}"),
+    Call("GET", "/v1/campaigns?{field}={theirs}"),
+    Call("GET", "/v1/affiliates/v/earnings?{field}={theirs}"),
+    Call("GET", "/v1/cps/settings?{field}={theirs}"),
+    Call("GET", "/v1/stats/activity/{topic}?{field}={theirs}"),
+    Call("POST", "/tracks", {"{field}": "{theirs}", "user_id": "x", "track_type": 1, "referrer": "alice"}),
+    Call("POST", "/v1/rewards", {"{field}": "{theirs}", **COUPON}),
+    Call("POST", "/v1/rewards?{field}={mine}", {"{field}": "{theirs}", **COUPON}),
+    Call("POST", "/v1/inventory/reserve", {"{field}": "{theirs}", "reward_id": "{reward}", "user_id": "bob"}),
+    Call("POST", "/v1/redeem", {"{field}": "{theirs}", "code": "{code}", "user_id": "bob"}),
+    Call("POST", "/v1/campaigns", {"{field}": "{theirs}", **CAMPAIGN}),
+    Call("POST", "/v1/audiences", {"{field}": "{theirs}", "name": "x", "audience_type": "ALL"}),
+    Call("POST", "/v1/tasks/trigger", {"{field}": "{theirs}", "event_type": "USER_REGISTER", "user_id": "u3"}),
+    Call("POST", "/v1/affiliates", {"{field}": "{theirs}", "user_id": "mallory"}),
+    Call("PUT", "/v1/cps/settings", {"{field}": "{theirs}", **CPS_SETTINGS}),
+    Call("POST", "/v1/events", {"{field}": "{theirs}", "events": visits("forged", "{topic}", 1)}),
 ]
-# What a refused request could have written, re-read by both tenants.
+# What a refused request could have written, re-read by A and the intruder.
 NAMING_A_REREADS = ["/v1/rewards", "/v1/campaigns", "/v1/audiences", "/v1/cps/settings",
                     "/tracks/summary?referrer=alice", "/v1/affiliates/mallory/upline"]
 
 
 @pytest.mark.parametrize("call", NAMING_A, ids=str)
-def test_a_request_naming_another_tenant_is_403_and_writes_nothing(world, call):
+def test_a_request_naming_another_tenant_or_app_is_403_and_writes_nothing(world, intruder, call):
     def state():
         return [(answer.status_code, answer.text) for answer in
-                (api.get(fill(path, world.ids)) for api in (world.a, world.b) for path in NAMING_A_REREADS)]
+                (api.get(fill(path, world.ids)) for api in (world.a, intruder.api) for path in NAMING_A_REREADS)]
 
     before = state()
-    answer = call.send(world.b, world.ids)
+    answer = call.send(intruder.api, intruder.ids)
     assert answer.status_code == 403, answer.text
     assert answer.json()["error"]["code"] == "FORBIDDEN"
     assert state() == before
 
 
-def test_a_user_token_naming_another_tenant_is_403(world):
-    alice_of_b, tenant_a = world.user("tenant_b", "alice"), world.ids["tenant_a"]
-    assert alice_of_b.get("/tracks", params={"referrer": "alice", "tenant_id": tenant_a}).status_code == 403
-    assert alice_of_b.post("/v1/redeem", {"tenant_id": tenant_a, "code": world.ids["code"],
-                                          "user_id": "alice"}).status_code == 403
+def test_a_user_token_naming_another_tenant_or_app_is_403(world):
+    ids = world.ids
+    other_app = Recorded(world.stack.api_url, world.stack.token(ids["tenant_a"], sub="alice", roles="user",
+                                                                app="app2"))
+    for alice, field, theirs in ((world.user("tenant_b", "alice"), "tenant_id", ids["tenant_a"]),
+                                 (other_app, "app_id", ids["app_a"])):
+        assert alice.get("/tracks", params={"referrer": "alice", field: theirs}).status_code == 403
+        assert alice.post("/v1/redeem", {field: theirs, "code": ids["code"], "user_id": "alice"}).status_code == 403
 
 
 # --- 4. page tokens -----------------------------------------------------------------------------------------
@@ -483,11 +523,11 @@ def assert_bad_token(answer: requests.Response) -> None:
 
 
 @pytest.mark.parametrize(("call", "b_call"), PAGED, ids=[str(p[0]) for p in PAGED])
-def test_a_page_token_of_tenant_a_is_400_for_tenant_b(world, call, b_call):
+def test_a_page_token_of_a_is_400_for_another_tenant_or_app(world, intruder, call, b_call):
     token = first_page_token(world, call)
     second = ok(call.send(world.a, world.ids, params={"limit": 1, "next_token": token}))
     assert len(second["items"]) == 1  # the token works for A
-    answer = (b_call or call).send(world.b, world.ids, params={"limit": 1, "next_token": token})
+    answer = (b_call or call).send(intruder.api, intruder.ids, params={"limit": 1, "next_token": token})
     assert_bad_token(answer)
     assert not world.leaks(answer)
 
@@ -512,18 +552,21 @@ def crafted(key: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-# Tokens B could forge for its own partitions: a key without its sort attribute, or with extra attributes.
+# Tokens an intruder could forge for its own partitions: a key without its sort attribute, or with extra
+# attributes, and one of A's partitions, which it knows the shape of.
 FORGED = [
-    (Call("GET", "/v1/campaigns"), {"pk": "T#{tenant_b}#CAMPAIGNS"}),
-    (Call("GET", "/v1/rewards"), {"gsi1pk": "T#{tenant_b}#REWARDS"}),
-    (Call("GET", "/v1/rewards"), {"gsi1pk": "T#{tenant_b}#REWARDS", "gsi1sk": "x"}),
-    (Call("GET", "/v1/campaigns"), {"pk": "T#{tenant_b}#CAMPAIGNS", "sk": "CAMPAIGN#x", "gsi1pk": "x", "gsi1sk": "x"}),
+    (Call("GET", "/v1/campaigns"), {"pk": "T#{own}#CAMPAIGNS"}),
+    (Call("GET", "/v1/rewards"), {"gsi1pk": "T#{own}#REWARDS"}),
+    (Call("GET", "/v1/rewards"), {"gsi1pk": "T#{own}#REWARDS", "gsi1sk": "x"}),
+    (Call("GET", "/v1/campaigns"), {"pk": "T#{own}#CAMPAIGNS", "sk": "CAMPAIGN#x", "gsi1pk": "x", "gsi1sk": "x"}),
+    (Call("GET", "/v1/campaigns"), {"pk": "T#{tenant_a}#A#app1#CAMPAIGNS", "sk": "CAMPAIGN#{campaign}"}),
 ]
 
 
 @pytest.mark.parametrize(("call", "key"), FORGED, ids=[f"{p[0]} {sorted(p[1])}" for p in FORGED])
-def test_a_forged_page_token_is_400(world, call, key):
-    assert_bad_token(call.send(world.b, world.ids, params={"next_token": crafted(fill(key, world.ids))}))
+def test_a_forged_page_token_is_400(world, intruder, call, key):
+    ids = {**intruder.ids, "own": f"{intruder.tenant}#A#{intruder.app}"}
+    assert_bad_token(call.send(intruder.api, ids, params={"next_token": crafted(fill(key, ids))}))
 
 
 # --- 5. a user acts only on their own user id ----------------------------------------------------------------

@@ -531,7 +531,7 @@ class Hook:
 def test_webhook_is_signed_and_retried(api, engine, worker, stack, failures, status, calls):
     from marketing.campaigns.channels import signature, tenant_secret
 
-    boto3.client("secretsmanager").create_secret(Name=tenant_secret("t1", "hook"), SecretString="s3cret")
+    boto3.client("secretsmanager").create_secret(Name=tenant_secret("t1", "app1", "hook"), SecretString="s3cret")
     hook = Hook(failures)
     try:
         reward = make_reward(stock=5, distributor={"type": "webhook", "url": hook.url, "secret_name": "hook"})
@@ -544,7 +544,8 @@ def test_webhook_is_signed_and_retried(api, engine, worker, stack, failures, sta
     assert grant["status"] == status and len(hook.calls) == calls
     headers, body = hook.calls[-1]
     assert headers["X-Marketing-Signature"] == signature("s3cret", headers["X-Marketing-Timestamp"], body)
-    assert json.loads(body)["grant_id"] == grant["grant_id"]
+    sent = json.loads(body)
+    assert (sent["grant_id"], sent["tenant_id"], sent["app_id"]) == (grant["grant_id"], "t1", "app1")
     admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
     stock = rewards_service.get_reward(admin, reward["reward_id"]).stock
     if status == "FAILED":

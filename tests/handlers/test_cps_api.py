@@ -44,7 +44,7 @@ def test_registration_answers_code_link_qr_and_pid(cps_api, stack):
     assert answer["statusCode"] == 201
     affiliate = body_of(answer)
     assert affiliate["user_id"] == "u-a" and affiliate["inviter_id"] is None
-    assert affiliate["invite_url"] == f"https://example.com/s/{affiliate['invite_code']}"
+    assert affiliate["invite_url"] == f"https://example.com/s/t1/app1/{affiliate['invite_code']}"
     assert affiliate["qrcode_svg"].lstrip().startswith("<svg")
     assert len(affiliate["pid"]) == 10
     # The invite code is the tracking capability's new-user promo code of the user: one code, not a copy.

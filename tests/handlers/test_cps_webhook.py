@@ -17,7 +17,8 @@ from marketing.cps.signing import signed_headers
 from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
 
 ADMIN = claims("t1", "ops", "[admin]")
-ROUTE = "/v1/cps/{tenant_id}/{platform}/orders"
+ROUTE = "/v1/cps/{tenant_id}/{app_id}/{platform}/orders"
+SOURCE = {"tenant_id": "t1", "app_id": "app1", "platform": "fake", "adapter": "fake"}  # a pull source of app1
 LONG_AGO = "2020-01-01T00:00:00Z"  # settled so long ago that the hold is over
 
 
@@ -27,13 +28,13 @@ def fns(stack):
             "pull": Function("CpsPullFunction", stack)}
 
 
-def make_chain(fns, tenant="t1"):
+def make_chain(fns, tenant="t1", app="app1"):
     """The article's chain: A invites B, B invites C. Returns C's pid."""
     code = None
     for user in "ABC":
         body = {"user_id": user, **({"invite_code": code} if code else {})}
         affiliate = body_of(fns["api"](http_event("POST", "/v1/affiliates", "/v1/affiliates", body=body,
-                                                  claims_=claims(tenant, "ops", "[admin]"))))
+                                                  claims_=claims(tenant, "ops", "[admin]", app))))
         code = affiliate["invite_code"]
     return affiliate["pid"]
 
@@ -48,26 +49,27 @@ def order(pid, status="PAID", order_id="o-1", **more):
             "refund_price": 0, "title": "Lunch set", "paid_at": "2026-11-23T12:00:00Z", **more}
 
 
-def webhook(fns, body, *, tenant="t1", platform="fake", headers=None):
+def webhook(fns, body, *, tenant="t1", app="app1", platform="fake", headers=None):
     raw = body if isinstance(body, str) else json.dumps(body)
     if headers is None:
-        headers = signed_headers(tenant, platform, raw.encode())
-    return fns["hook"](http_event("POST", f"/v1/cps/{tenant}/{platform}/orders", ROUTE, body=raw, headers=headers))
+        headers = signed_headers(tenant, app, platform, raw.encode())
+    return fns["hook"](http_event("POST", f"/v1/cps/{tenant}/{app}/{platform}/orders", ROUTE, body=raw,
+                                  headers=headers))
 
 
-def earnings(fns, user, tenant="t1"):
+def earnings(fns, user, tenant="t1", app="app1"):
     return body_of(fns["api"](http_event("GET", f"/v1/affiliates/{user}/earnings", "/v1/affiliates/{user_id}/earnings",
-                                         claims_=claims(tenant, "ops", "[admin]"))))
+                                         claims_=claims(tenant, "ops", "[admin]", app))))
 
 
-def balances(fns, tenant="t1"):
-    return {u: {k: v for k, v in earnings(fns, u, tenant).items() if k != "user_id"} for u in "ABC"}
+def balances(fns, tenant="t1", app="app1"):
+    return {u: {k: v for k, v in earnings(fns, u, tenant, app).items() if k != "user_id"} for u in "ABC"}
 
 
-def entries(stack, tenant="t1") -> list[tuple]:
+def entries(stack, tenant="t1", app="app1") -> list[tuple]:
     items = boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"]
     return sorted((i["user_id"], i["kind"], int(i["amount"])) for i in items
-                  if i["sk"].startswith("CPSL#") and i["pk"].startswith(f"T#{tenant}#"))
+                  if i["sk"].startswith("CPSL#") and i["pk"].startswith(f"T#{tenant}#A#{app}#"))
 
 
 def test_the_articles_example(fns, abc):
@@ -86,10 +88,10 @@ def test_the_articles_example(fns, abc):
 def test_the_same_webhook_five_times_and_a_pull_make_one_set_of_entries(fns, abc, stack):
     for _ in range(5):
         assert webhook(fns, order(abc))["statusCode"] == 200
-    pulled = fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc)]})
-    assert pulled["results"][0] == {"tenant_id": "t1", "platform": "fake", "pulled": 1, "changed": 1,
-                                    "rejected": 0}  # changed: the order is now known to the pull too
-    again = fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc)]})
+    pulled = fns["pull"]({**SOURCE, "orders": [order(abc)]})
+    assert pulled["results"][0] == {"tenant_id": "t1", "app_id": "app1", "platform": "fake", "pulled": 1,
+                                    "changed": 1, "rejected": 0}  # changed: the order is now known to the pull too
+    again = fns["pull"]({**SOURCE, "orders": [order(abc)]})
     assert again["results"][0]["changed"] == 0
     assert entries(stack) == [("A", "accrual", 100), ("B", "accrual", 200), ("C", "accrual", 600)]
     recon = body_of(fns["api"](sample_event("cps_api/get_reconciliation.json")))
@@ -154,7 +156,7 @@ def test_out_of_order_ends_where_in_order_ends(fns, abc, stack):
     {},
     {"X-Timestamp": str(int(time.time()))},
     {"X-Timestamp": str(int(time.time())), "X-Signature": "0" * 64},
-    "stale", "other-tenant", "other-secret", "tampered",
+    "stale", "other-tenant", "other-app", "other-platform", "other-secret", "tampered",
     {"X-Timestamp": "1" * 5000, "X-Signature": "0" * 64},            # int() refuses 5,000 digits
     {"X-Timestamp": "\u00b2", "X-Signature": "0" * 64},               # a digit to isdigit(), not to int()
     "non-ascii-signature",
@@ -163,15 +165,19 @@ def test_unsigned_wrong_and_stale_webhooks_are_401_and_store_nothing(fns, stack,
     body = order("ANYPID")
     raw = json.dumps(body).encode()
     if headers == "stale":
-        headers = signed_headers("t1", "fake", raw, timestamp=int(time.time()) - 301)
+        headers = signed_headers("t1", "app1", "fake", raw, timestamp=int(time.time()) - 301)
     elif headers == "other-tenant":
-        headers = signed_headers("t2", "fake", raw)
+        headers = signed_headers("t2", "app1", "fake", raw)
+    elif headers == "other-app":
+        headers = signed_headers("t1", "app2", "fake", raw)
+    elif headers == "other-platform":  # locally every platform has the same secret: only the key tells them apart
+        headers = signed_headers("t1", "app1", "meituan", raw)
     elif headers == "other-secret":
-        headers = signed_headers("t1", "fake", raw, secret="guessed")
+        headers = signed_headers("t1", "app1", "fake", raw, secret="guessed")
     elif headers == "non-ascii-signature":
-        headers = {**signed_headers("t1", "fake", raw), "X-Signature": "\u00e9" * 64}
+        headers = {**signed_headers("t1", "app1", "fake", raw), "X-Signature": "\u00e9" * 64}
     elif headers == "tampered":
-        headers = signed_headers("t1", "fake", json.dumps({**body, "commission": 9}).encode())
+        headers = signed_headers("t1", "app1", "fake", json.dumps({**body, "commission": 9}).encode())
     answer = webhook(fns, raw.decode(), headers=headers)
     assert answer["statusCode"] == 401
     assert body_of(answer)["error"]["code"] == "UNAUTHORIZED"
@@ -181,8 +187,8 @@ def test_unsigned_wrong_and_stale_webhooks_are_401_and_store_nothing(fns, stack,
 def test_a_base64_body_is_checked_over_its_bytes_and_never_a_500(fns, stack):
     # Given a body that is not UTF-8, sent base64-encoded as API Gateway does for binary payloads
     raw = b"\xff\xfe not utf-8"
-    event = http_event("POST", "/v1/cps/t1/fake/orders", ROUTE, body="x",
-                       headers=signed_headers("t1", "fake", raw))
+    event = http_event("POST", "/v1/cps/t1/app1/fake/orders", ROUTE, body="x",
+                       headers=signed_headers("t1", "app1", "fake", raw))
     event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
     # Then its signature verifies over the bytes, and the body is refused as invalid, not as a crash
     answer = fns["hook"](event)
@@ -202,7 +208,8 @@ def test_a_signed_but_invalid_body_names_the_field(fns, stack):
 def test_the_sample_event_is_signed_for_the_local_secret(fns):
     event = sample_event("cps_webhook/order_paid.json")
     assert fns["hook"](event)["statusCode"] == 401  # its timestamp is long stale: replays are refused
-    event["headers"].update({k.lower(): v for k, v in signed_headers("t1", "fake", event["body"].encode()).items()})
+    signed = signed_headers("t1", "app1", "fake", event["body"].encode())
+    event["headers"].update({k.lower(): v for k, v in signed.items()})
     assert fns["hook"](event)["statusCode"] == 200
 
 
@@ -222,24 +229,26 @@ def test_orders_publish_paid_and_refunded_events_once_per_fact(fns, abc, stack):
     delivered = read_bus()
     assert sorted(e["detail-type"] for e in delivered) == ["cps.order_paid", "cps.order_refunded"]
     paid = next(e["detail"] for e in delivered if e["detail-type"] == "cps.order_paid")
-    assert {k: paid[k] for k in ("tenant_id", "platform", "order_id", "pid", "promoter_id", "commission")} == {
-        "tenant_id": "t1", "platform": "fake", "order_id": "o-1", "pid": abc, "promoter_id": "C", "commission": 1000}
+    assert {k: paid[k] for k in ("tenant_id", "app_id", "platform", "order_id", "pid", "promoter_id",
+                                 "commission")} == {"tenant_id": "t1", "app_id": "app1", "platform": "fake",
+                                                    "order_id": "o-1", "pid": abc, "promoter_id": "C",
+                                                    "commission": 1000}
     refunded = next(e["detail"] for e in delivered if e["detail-type"] == "cps.order_refunded")
     assert refunded["refund_price"] == 5000 and refunded["event_id"] != paid["event_id"]
 
 
 def test_pull_rejects_unreadable_orders_and_goes_on(fns, abc):
-    result = fns["pull"]({"sources": [{"tenant_id": "t1", "platform": "fake", "adapter": "fake",
+    result = fns["pull"]({"sources": [{"tenant_id": "t1", "app_id": "app1", "platform": "fake", "adapter": "fake",
                                        "orders": [{"order_id": "broken"}, order(abc, order_id="fine")]}]})
     assert result["results"][0]["rejected"] == 1 and result["results"][0]["changed"] == 1
     assert fns["pull"](sample_event("cps_pull/scheduled.json")) == {"results": []}  # nothing configured locally
     with pytest.raises(RuntimeError):
-        fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "carrier-pigeon"})
+        fns["pull"]({**SOURCE, "adapter": "carrier-pigeon"})
 
 
 def test_reconciliation_shows_orders_only_one_path_saw(fns, abc):
     webhook(fns, order(abc, order_id="hooked"))
-    fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc, order_id="pulled")]})
+    fns["pull"]({**SOURCE, "orders": [order(abc, order_id="pulled")]})
     recon = body_of(fns["api"](sample_event("cps_api/get_reconciliation.json")))
     assert (recon["orders"], recon["both"], recon["webhook_only"], recon["pull_only"]) == (2, 0, ["hooked"],
                                                                                           ["pulled"])
@@ -284,7 +293,7 @@ def test_reconciliation_of_one_platform_reads_only_its_orders_across_pages(fns, 
     # Given one day's orders on `fake` and on platforms whose keys share its first letters
     for n in range(3):
         webhook(fns, order(abc, order_id=f"f{n}"))
-    fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc, order_id="f0")]})
+    fns["pull"]({**SOURCE, "orders": [order(abc, order_id="f0")]})
     for platform in ("fa", "fake_b", "eleme"):
         webhook(fns, order(abc, order_id=f"{platform}-1"), platform=platform)
 
@@ -313,7 +322,7 @@ def test_a_save_lost_to_a_concurrent_writer_reads_the_order_again_but_not_the_se
     def pull_first(**_):
         if not raced:  # once: the pull's own save comes through here too
             raced["pull"] = None
-            raced["pull"] = fns["pull"]({"tenant_id": "t1", "platform": "fake", "adapter": "fake",
+            raced["pull"] = fns["pull"]({"tenant_id": "t1", "app_id": "app1", "platform": "fake", "adapter": "fake",
                                          "orders": [order(abc, "CREATED")]})
 
     events = dynamo.client().meta.events
@@ -339,12 +348,13 @@ def test_in_lambda_the_secret_comes_from_secrets_manager(fns, abc, monkeypatch):
     # Given the function runs in Lambda, where no default secret exists
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-webhook")
     body = json.dumps(order(abc)).encode()
-    assert webhook(fns, body.decode(), headers=signed_headers("t1", "fake", body, secret="local-webhook-secret"))[
-        "statusCode"] == 401
+    local = signed_headers("t1", "app1", "fake", body, secret="local-webhook-secret")
+    assert webhook(fns, body.decode(), headers=local)["statusCode"] == 401
     # When the platform's secret is stored under the stage's prefix, then webhooks signed with it pass
     prefix = fns["hook"].spec.environment["CPS_WEBHOOK_SECRET_PREFIX"]
     boto3.client("secretsmanager").create_secret(Name=f"{prefix}meituan", SecretString="s3cret")
-    ok = webhook(fns, body.decode(), platform="meituan", headers=signed_headers("t1", "meituan", body, secret="s3cret"))
+    ok = webhook(fns, body.decode(), platform="meituan",
+                 headers=signed_headers("t1", "app1", "meituan", body, secret="s3cret"))
     assert ok["statusCode"] == 200
 
 
@@ -358,7 +368,7 @@ def test_webhooks_of_a_platform_without_a_secret_ask_secrets_manager_once_a_minu
 
     def send():
         return webhook(fns, body, platform="meituan",
-                       headers=signed_headers("t1", "meituan", body.encode(), secret="s3cret"))
+                       headers=signed_headers("t1", "app1", "meituan", body.encode(), secret="s3cret"))
 
     # When a flood of webhooks names it
     refused = [send() for _ in range(5)]
@@ -378,8 +388,49 @@ def test_webhooks_of_a_platform_without_a_secret_ask_secrets_manager_once_a_minu
 def test_in_lambda_the_scheduled_pull_reads_its_sources_from_ssm(fns, abc, monkeypatch):
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-pull")
     name = fns["pull"].spec.environment["CPS_PULL_SOURCES_PARAMETER"]
-    sources = [{"tenant_id": "t1", "platform": "fake", "adapter": "fake", "orders": [order(abc)]}]
+    sources = [{**SOURCE, "orders": [order(abc)]}]
     boto3.client("ssm").put_parameter(Name=name, Type="String", Value=json.dumps(sources))
     result = fns["pull"](sample_event("cps_pull/scheduled.json"))
-    assert result["results"] == [{"tenant_id": "t1", "platform": "fake", "pulled": 1, "changed": 1, "rejected": 0}]
+    assert result["results"] == [{"tenant_id": "t1", "app_id": "app1", "platform": "fake", "pulled": 1, "changed": 1,
+                                  "rejected": 0}]
     assert earnings(fns, "C")["pending"] == 600
+
+
+@pytest.mark.parametrize(("tenant", "app", "platform"), [
+    ("t1", "app1", "meituan"),  # issue #10: another platform's URL (locally every platform shares one secret)
+    ("t1", "app2", "fake"),     # another app of the same tenant
+    ("t2", "app1", "fake"),     # another tenant
+])
+def test_a_signed_webhook_replayed_to_another_url_is_refused_and_pays_nothing(fns, abc, tenant, app, platform):
+    # Given the same chain everywhere, and a webhook the platform signed for t1/app1/fake, accepted there
+    make_chain(fns, tenant, app)
+    raw = json.dumps(order(abc)).encode()
+    headers = signed_headers("t1", "app1", "fake", raw)
+    assert body_of(webhook(fns, raw.decode(), headers=headers))["changed"] is True
+    paid = balances(fns)
+    # When the same bytes and headers are sent to another URL
+    replayed = webhook(fns, raw.decode(), tenant=tenant, app=app, platform=platform, headers=headers)
+    # Then it is refused, and nobody earns anything more, there or here
+    assert (replayed["statusCode"], body_of(replayed)["error"]["code"]) == (401, "UNAUTHORIZED")
+    assert balances(fns) == paid and balances(fns)["C"]["pending"] == 600
+    if (tenant, app) != ("t1", "app1"):
+        assert all(b["pending"] == 0 for b in balances(fns, tenant, app).values())
+
+
+def test_orders_and_pulls_act_in_their_app_only(fns, abc):
+    # Given app2 of the same tenant with a chain of its own, and an order of app1's pid sent to app2
+    pid_app2 = make_chain(fns, "t1", "app2")
+    assert body_of(webhook(fns, order(abc), app="app2"))["entries"] == 0  # app1's pid is nobody in app2
+    # When app2's platform account pulls its own order
+    fns["pull"]({"tenant_id": "t1", "app_id": "app2", "platform": "fake", "adapter": "fake",
+                 "orders": [order(pid_app2, order_id="o-2")]})
+    # Then app2's chain earns from its order, app1's chain from nothing, and each app sees only its orders
+    assert balances(fns, "t1", "app2")["C"]["pending"] == 600
+    assert all(b["pending"] == 0 for b in balances(fns).values())
+
+    def order_status(app, order_id):
+        return fns["api"](http_event("GET", f"/v1/cps/orders/fake/{order_id}", "/v1/cps/orders/{platform}/{order_id}",
+                                     claims_=claims("t1", "ops", "[admin]", app)))["statusCode"]
+
+    seen = [order_status(app, o) for app, o in (("app2", "o-1"), ("app2", "o-2"), ("app1", "o-1"), ("app1", "o-2"))]
+    assert seen == [200, 200, 404, 404]

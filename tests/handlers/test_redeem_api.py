@@ -18,6 +18,7 @@ T = "t1"
 ADMIN = claims(T, "ops", "[admin]")
 OTHER_ADMIN = claims(T, "ops-2", "[admin]")
 SERVICE = claims(T, "backend", "[service]")
+SCOPE = f"{T}#A#app1"  # the keys of app1 of tenant t1
 
 
 def user(sub: str) -> dict:
@@ -280,12 +281,12 @@ def test_the_sweeper_function_expires_due_reservations(apis, stack):
     assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 0}
 
     # Given the reservation's expiry has passed (it and its pointer moved back in time, as the clock would move on)
-    table, record = dal.dynamo.table(), dal.get_reservation(T, "r1")
+    table, record = dal.dynamo.table(), dal.get_reservation(SCOPE, "r1")
     past = clock.iso(clock.now() - timedelta(minutes=5))
-    pointer = table.get_item(Key=dal.sweep_key(T, "r1", record["expires_at"]))["Item"]
-    table.delete_item(Key=dal.sweep_key(T, "r1", record["expires_at"]))
-    table.put_item(Item={**pointer, **dal.sweep_key(T, "r1", past), "expires_at": past})
-    table.update_item(Key=dal.reservation_key(T, "r1"), UpdateExpression="SET expires_at = :p",
+    pointer = table.get_item(Key=dal.sweep_key(SCOPE, "r1", record["expires_at"]))["Item"]
+    table.delete_item(Key=dal.sweep_key(SCOPE, "r1", record["expires_at"]))
+    table.put_item(Item={**pointer, **dal.sweep_key(SCOPE, "r1", past), "expires_at": past})
+    table.update_item(Key=dal.reservation_key(SCOPE, "r1"), UpdateExpression="SET expires_at = :p",
                       ExpressionAttributeValues={":p": past})
 
     assert sweeper(sample_event("reservation_sweeper/scheduled.json")) == {"expired": 1}

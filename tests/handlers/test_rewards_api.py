@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
+from marketing.core.identity import Caller, Role
 from marketing.rewards import api
 from tests.support import Function, body_of, claims, http_event, sample_event
 
@@ -12,6 +13,7 @@ T = "t1"
 ADMIN = claims(T, "ops", "[admin]")
 SERVICE = claims(T, "backend", "[service]")
 ALICE = claims(T, "alice", "[user]")
+CALLER = Caller(sub="campaigns", tenant_id=T, app_id="app1", roles=frozenset({Role.SERVICE}))  # as the pipeline
 
 
 @pytest.fixture
@@ -131,9 +133,9 @@ def test_stock_moves_up_and_down_but_never_below_what_is_taken(rewards_api):
 
 def test_grants_are_listed_by_every_filter_and_change_only_along_legal_transitions(rewards_api):
     reward = create(rewards_api)
-    api.create_grant(T, grant_id="g1", reward_id=reward["reward_id"], user_id="alice", status="GENERATED",
+    api.create_grant(CALLER, grant_id="g1", reward_id=reward["reward_id"], user_id="alice", status="GENERATED",
                      task_id="task-1", campaign_id="c1")
-    api.create_grant(T, grant_id="g2", reward_id=reward["reward_id"], user_id="bob", status="PENDING",
+    api.create_grant(CALLER, grant_id="g2", reward_id=reward["reward_id"], user_id="bob", status="PENDING",
                      task_id="task-2", campaign_id="c1")
 
     def listed(who=ADMIN, **query) -> list[str]:
@@ -172,10 +174,11 @@ def test_issue_code_takes_an_unexported_batch_code_else_a_fresh_one_once_per_gra
     batch = body_of(redeem_api(http_event("POST", "/v1/campaigns/c1/redeem-codes",
                                           "/v1/campaigns/{campaign_id}/redeem-codes", claims_=ADMIN,
                                           body={"reward_id": reward["reward_id"], "count": 1})))
-    first = api.issue_code(T, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1")
+    first = api.issue_code(CALLER, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1")
     assert first["batch_id"] == batch["batch_id"]
-    assert api.issue_code(T, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1") == first
-    fresh = api.issue_code(T, reward_id=reward["reward_id"], user_id="bob", campaign_id="c1", grant_id="g2")
+    again = api.issue_code(CALLER, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1")
+    assert again == first
+    fresh = api.issue_code(CALLER, reward_id=reward["reward_id"], user_id="bob", campaign_id="c1", grant_id="g2")
     assert fresh["batch_id"] is None and fresh["code"].startswith("GIFT-") and fresh["code"] != first["code"]
 
     # the batch's only code went to the grant: nothing is left to export, and only alice may redeem it
@@ -190,7 +193,7 @@ def test_issue_code_takes_an_unexported_batch_code_else_a_fresh_one_once_per_gra
                                          claims_=SERVICE))
         assert redeemed["statusCode"] == 200
     with pytest.raises(Exception, match="REDEEM_CODE"):
-        api.issue_code(T, reward_id=create(rewards_api)["reward_id"], user_id="x", campaign_id=None, grant_id="g3")
+        api.issue_code(CALLER, reward_id=create(rewards_api)["reward_id"], user_id="x", campaign_id=None, grant_id="g3")
 
 
 def test_sample_events_run(rewards_api):

@@ -221,7 +221,7 @@ def test_delayed_events_wait_on_the_queue_or_in_the_scheduler(fns, stack):
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("0", "1")
     scheduler = boto3.client("scheduler")
     names = [s["Name"] for s in scheduler.list_schedules()["Schedules"]]
-    assert names == [delivery.schedule_name("t1", "later")]
+    assert names == [delivery.schedule_name("t1", "app1", "later")]
     schedule = scheduler.get_schedule(Name=names[0])
     assert schedule["ScheduleExpression"] == f"at({later['deliver_at'][:19]})"
     assert schedule["Target"]["Arn"].endswith(":test-StatsQueue")

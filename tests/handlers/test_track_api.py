@@ -36,7 +36,7 @@ def test_get_promo_creates_the_code_once(track_api):
     assert body_of(again) == promo
     assert promo["user_id"] == "u-1001" and promo["track_type"] == 1
     assert len(promo["promcode"]) >= 8 and not set(promo["promcode"]) & set("0O1IL")
-    assert promo["share_url"].endswith("/" + promo["promcode"])
+    assert promo["share_url"].endswith("/t1/app1/" + promo["promcode"])  # codes are unique per tenant and app
     assert promo["created_at"].endswith("Z")
 
 
@@ -191,7 +191,7 @@ def test_promo_owner_and_qr_code(track_api):
                                         claims_=ADMIN)))["promcode"]
     owner = track_api(http_event("GET", f"/promos/{code}", "/promos/{promcode}", claims_=ADMIN))
     assert body_of(owner) == {"promcode": code, "user_id": "owner", "track_type": 1,
-                              "share_url": f"https://example.com/s/{code}"}
+                              "share_url": f"https://example.com/s/t1/app1/{code}"}
     qr = track_api(http_event("GET", f"/promos/{code}/qrcode.svg", "/promos/{promcode}/qrcode.svg",
                               claims_=ADMIN))
     assert qr["statusCode"] == 200

@@ -105,9 +105,10 @@ def test_bus_events_become_task_events():
         "id": "trk", "user_id": "bob", "referrer": "alice", "track_type": 2})
     assert (arrival.event_type, arrival.user_id, arrival.referrer) == ("track.new_user", "bob", "alice")
     order = TaskEvent.from_bus("cps.order_paid", {
-        "event_id": "o1", "tenant_id": "t", "occurred_at": "2026-11-23T10:00:00.000Z", "buyer_id": "carol",
-        "pay_price": 1999})
+        "event_id": "o1", "tenant_id": "t", "app_id": "a2", "occurred_at": "2026-11-23T10:00:00.000Z",
+        "buyer_id": "carol", "pay_price": 1999})
     assert (order.user_id, _amount({"type": "sum", "field": "pay_price"}, order.data)) == ("carol", 1999)
+    assert (own.scope, order.scope) == ("t#A#a", "t#A#a2")  # each acts in the app its envelope names
 
 
 @pytest.mark.parametrize(("value", "expected"), [(5, 5), (5.0, 5), (5.5, None), (-1, None), (True, None),

@@ -6,7 +6,7 @@ import pytest
 
 from marketing.core import pagination
 from marketing.core.errors import BadRequest, Forbidden, Unauthorized
-from marketing.core.identity import Role, caller_from_claims, parse_roles
+from marketing.core.identity import Role, caller_from_claims, parse_roles, scope_of
 from marketing.core.ids import UNAMBIGUOUS_ALPHABET, new_id, random_code
 
 
@@ -25,7 +25,7 @@ def test_caller_needs_subject_tenant_and_a_role():
     with pytest.raises(Unauthorized):
         caller_from_claims({"sub": "x"})
     with pytest.raises(Forbidden):
-        caller_from_claims({"sub": "x", "tenant_id": "t", "roles": "[root]"})
+        caller_from_claims({"sub": "x", "tenant_id": "t", "app_id": "a", "roles": "[root]"})
     caller = caller_from_claims({"sub": "u1", "tenant_id": "t", "app_id": "a", "roles": "[user]"})
     caller.require_user_access("u1")
     with pytest.raises(Forbidden):
@@ -35,10 +35,31 @@ def test_caller_needs_subject_tenant_and_a_role():
 
 
 def test_staff_act_on_any_user_of_their_tenant_only():
-    service = caller_from_claims({"sub": "backend", "tenant_id": "t", "roles": "[service]"})
+    service = caller_from_claims({"sub": "backend", "tenant_id": "t", "app_id": "a", "roles": "[service]"})
     service.require_user_access("anyone")
     with pytest.raises(Forbidden):
         service.require_same_tenant("other")
+
+
+@pytest.mark.parametrize("claims", [
+    {"tenant_id": "t"},                             # no app
+    {"tenant_id": "t", "app_id": ""},
+    {"tenant_id": "t", "app_id": "a#A#b"},          # would reach into another app's keys
+    {"tenant_id": "t", "app_id": "a/b"},
+    {"tenant_id": "t", "app_id": "a" * 129},
+    {"tenant_id": "t", "app_id": ["a"]},
+    {"tenant_id": "t#A#x", "app_id": "a"},          # nor may the tenant
+    {"app_id": "a"},
+])
+def test_a_token_without_a_valid_tenant_or_app_is_unauthorized(claims):
+    with pytest.raises(Unauthorized):
+        caller_from_claims({"sub": "x", "roles": "[admin]", **claims})
+
+
+def test_the_scope_of_every_key_is_the_tenant_and_the_app():
+    caller = caller_from_claims({"sub": "x", "tenant_id": "t1", "app_id": "app-2", "roles": "[admin]"})
+    assert (caller.tenant_id, caller.app_id, caller.scope) == ("t1", "app-2", "t1#A#app-2")
+    assert caller.scope == scope_of("t1", "app-2") != scope_of("t1", "app-3")
 
 
 def test_page_tokens_round_trip_and_refuse_other_partitions():

@@ -16,29 +16,39 @@ from marketing.cps.adapters import FakeAdapter, JsonAdapter, adapter_for, config
 BODY = b'{"order_id":"o-1"}'
 
 
-def test_signature_is_hmac_sha256_over_timestamp_dot_body_with_the_tenants_key():
+def test_signature_is_hmac_sha256_over_timestamp_dot_body_with_the_key_of_the_url():
     import hashlib
     import hmac
 
-    key = hmac.new(b"local-webhook-secret", b"tenant:t1", hashlib.sha256).hexdigest()
+    key = hmac.new(b"local-webhook-secret", b"cps-webhook/t1/app1/fake", hashlib.sha256).hexdigest()
     expected = hmac.new(key.encode(), b"1700000000." + BODY, hashlib.sha256).hexdigest()
-    assert signing.signed_headers("t1", "fake", BODY, timestamp=1700000000) == {
+    assert signing.signed_headers("t1", "app1", "fake", BODY, timestamp=1700000000) == {
         "X-Timestamp": "1700000000", "X-Signature": expected}
+
+
+@pytest.mark.parametrize("url", [("t2", "app1", "fake"), ("t1", "app2", "fake"), ("t1", "app1", "meituan"),
+                                 ("t1", "app1:fake", "fake"), ("t1:app1", "fake", "fake")])
+def test_a_signature_verifies_only_for_the_tenant_app_and_platform_it_was_made_for(url):
+    # Every platform has the same secret here (the local default): the key alone binds the URL.
+    headers = signing.signed_headers("t1", "app1", "fake", BODY, timestamp=1_700_000_000)
+    stamp, signature = headers["X-Timestamp"], headers["X-Signature"]
+    assert signing.verify("t1", "app1", "fake", BODY, stamp, signature, now=1_700_000_000)
+    assert not signing.verify(*url, BODY, stamp, signature, now=1_700_000_000)
 
 
 @pytest.mark.parametrize(("skew", "ok"), [(0, True), (299, True), (-299, True), (301, False), (-301, False)])
 def test_timestamps_are_accepted_within_five_minutes(skew, ok):
     now = 1_700_000_000
-    headers = signing.signed_headers("t1", "fake", BODY, timestamp=now + skew)
-    assert signing.verify("t1", "fake", BODY, headers["X-Timestamp"], headers["X-Signature"], now=now) is ok
+    headers = signing.signed_headers("t1", "app1", "fake", BODY, timestamp=now + skew)
+    assert signing.verify("t1", "app1", "fake", BODY, headers["X-Timestamp"], headers["X-Signature"], now=now) is ok
 
 
 def test_a_platform_secret_from_the_environment(monkeypatch):
     monkeypatch.setenv("CPS_WEBHOOK_SECRET_MEITUAN", "from-env")
-    headers = signing.signed_headers("t1", "meituan", BODY, secret="from-env")
-    assert signing.verify("t1", "meituan", BODY, headers["X-Timestamp"], headers["X-Signature"])
-    assert not signing.verify("t1", "meituan", BODY, headers["X-Timestamp"], "not-hex")
-    assert not signing.verify("t1", "meituan", BODY, "12.5", headers["X-Signature"])
+    headers = signing.signed_headers("t1", "app1", "meituan", BODY, secret="from-env")
+    assert signing.verify("t1", "app1", "meituan", BODY, headers["X-Timestamp"], headers["X-Signature"])
+    assert not signing.verify("t1", "app1", "meituan", BODY, headers["X-Timestamp"], "not-hex")
+    assert not signing.verify("t1", "app1", "meituan", BODY, "12.5", headers["X-Signature"])
 
 
 class _Platform(BaseHTTPRequestHandler):
@@ -83,5 +93,6 @@ def test_the_fake_adapter_and_configured_sources(monkeypatch):
         adapter_for({"adapter": "ftp"})
     monkeypatch.delenv("CPS_PULL_SOURCES", raising=False)
     assert configured_sources() == []
-    monkeypatch.setenv("CPS_PULL_SOURCES", '[{"tenant_id": "t1", "platform": "fake", "adapter": "fake"}]')
+    source = {"tenant_id": "t1", "app_id": "app1", "platform": "fake", "adapter": "fake"}
+    monkeypatch.setenv("CPS_PULL_SOURCES", json.dumps([source]))
     assert configured_sources()[0]["platform"] == "fake"

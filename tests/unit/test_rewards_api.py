@@ -18,6 +18,9 @@ from marketing.rewards.models import RewardIn
 
 T = "t1"
 ADMIN = Caller(sub="ops", tenant_id=T, app_id="app1", roles=frozenset({Role.ADMIN}))
+CALLER = Caller(sub="campaigns", tenant_id=T, app_id="app1", roles=frozenset({Role.SERVICE}))  # as the pipeline
+OTHERS = [Caller(sub="campaigns", tenant_id=t, app_id=app, roles=frozenset({Role.SERVICE}))  # other tenant, other app
+          for t, app in (("t2", "app1"), (T, "app2"))]
 
 
 def make_reward(total_stock: int | None = 10, per_user_limit: int | None = None, shards: int = 1, **extra) -> str:
@@ -27,7 +30,7 @@ def make_reward(total_stock: int | None = 10, per_user_limit: int | None = None,
 
 
 def stock(reward_id: str) -> dict:
-    return api.get_reward(T, reward_id)["stock"]
+    return api.get_reward(CALLER, reward_id)["stock"]
 
 
 @contextmanager
@@ -57,78 +60,79 @@ def after_expiry(monkeypatch, minutes: int = 2) -> None:
 
 def test_get_reward_is_a_plain_dict_and_none_when_unknown_or_deleted(stack):
     reward_id = make_reward(total_stock=7)
-    reward = api.get_reward(T, reward_id)
+    reward = api.get_reward(CALLER, reward_id)
     assert reward["reward_id"] == reward_id and reward["content"]["discount_value"] == 500
     assert reward["stock"] == {"total": 7, "available": 7, "reserved": 0, "issued": 0}
-    assert api.get_reward(T, "nope") is None
-    assert api.get_reward("other-tenant", reward_id) is None
+    assert api.get_reward(CALLER, "nope") is None
+    assert all(api.get_reward(other, reward_id) is None for other in OTHERS)
     service.delete_reward(ADMIN, reward_id)
-    assert api.get_reward(T, reward_id) is None
+    assert api.get_reward(CALLER, reward_id) is None
 
 
 def test_reward_settings_are_the_reward_without_its_stock_in_one_read(stack):
     reward_id = make_reward(total_stock=7, shards=3)
     with dynamodb_requests() as sent:
-        settings = api.reward_settings(T, reward_id)
+        settings = api.reward_settings(CALLER, reward_id)
     assert sent == ["GetItem"]
-    assert settings == {k: v for k, v in api.get_reward(T, reward_id).items() if k != "stock"}
-    assert api.reward_settings(T, "nope") is None and api.reward_settings("other-tenant", reward_id) is None
+    assert settings == {k: v for k, v in api.get_reward(CALLER, reward_id).items() if k != "stock"}
+    assert api.reward_settings(CALLER, "nope") is None
+    assert all(api.reward_settings(other, reward_id) is None for other in OTHERS)
 
 
 def test_reserve_confirm_cancel_move_stock_once(stack):
     reward_id = make_reward(total_stock=3)
-    first = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
-    again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
+    first = api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
+    again = api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
     assert first["status"] == "PENDING" and again == first
     assert stock(reward_id) == {"total": 3, "available": 1, "reserved": 2, "issued": 0}
 
-    assert api.confirm(T, "r1")["status"] == "CONFIRMED"
-    assert api.confirm(T, "r1")["status"] == "CONFIRMED"
+    assert api.confirm(CALLER, "r1")["status"] == "CONFIRMED"
+    assert api.confirm(CALLER, "r1")["status"] == "CONFIRMED"
     assert stock(reward_id) == {"total": 3, "available": 1, "reserved": 0, "issued": 2}
 
-    api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r2")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r2")
     with pytest.raises(OutOfStock):
-        api.reserve(T, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r3")
-    assert api.cancel(T, "r2")["status"] == "CANCELLED"
-    assert api.cancel(T, "r2")["status"] == "CANCELLED"
+        api.reserve(CALLER, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r3")
+    assert api.cancel(CALLER, "r2")["status"] == "CANCELLED"
+    assert api.cancel(CALLER, "r2")["status"] == "CANCELLED"
     assert stock(reward_id) == {"total": 3, "available": 1, "reserved": 0, "issued": 2}
     with pytest.raises(ReservationClosed):
-        api.confirm(T, "r2")
+        api.confirm(CALLER, "r2")
     with pytest.raises(Conflict):
-        api.cancel(T, "r1")  # confirmed: undone by rolling back its grant
+        api.cancel(CALLER, "r1")  # confirmed: undone by rolling back its grant
 
 
 def test_reserve_errors(stack):
     reward_id = make_reward(total_stock=None, per_user_limit=2)
     with pytest.raises(RewardNotFound):
-        api.reserve(T, reward_id="unknown", user_id="u1", quantity=1, expire_minutes=5, reservation_id="x")
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="a")
+        api.reserve(CALLER, reward_id="unknown", user_id="u1", quantity=1, expire_minutes=5, reservation_id="x")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="a")
     with pytest.raises(PerUserLimitReached):
-        api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="b")
-    api.cancel(T, "a")  # the allowance comes back with the stock
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="c")
+        api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="b")
+    api.cancel(CALLER, "a")  # the allowance comes back with the stock
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="c")
     with pytest.raises(Conflict):  # a reservation id names one reservation only
-        api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="c")
+        api.reserve(CALLER, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="c")
     assert stock(reward_id) == {"total": None, "available": None, "reserved": 1, "issued": 0}
 
 
 def test_expired_reservations_return_stock_by_themselves(stack, monkeypatch):
     reward_id = make_reward(total_stock=2)
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
     assert service.sweep() == 0  # not yet due
     after_expiry(monkeypatch)
     with pytest.raises(ReservationClosed, match="expired"):
-        api.confirm(T, "r1")
+        api.confirm(CALLER, "r1")
     assert service.sweep() == 1
     assert service.sweep() == 0
     assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
-    assert api.cancel(T, "r1")["status"] == "EXPIRED"
+    assert api.cancel(CALLER, "r1")["status"] == "EXPIRED"
 
 
 def test_the_sweeper_releases_a_due_reservation_with_one_transaction_and_no_read(stack, monkeypatch):
     # Given a pending reservation past its expiry
     reward_id = make_reward(total_stock=2, per_user_limit=2)
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
     after_expiry(monkeypatch)
 
     # When the sweeper runs
@@ -138,15 +142,15 @@ def test_the_sweeper_releases_a_due_reservation_with_one_transaction_and_no_read
     # Then it queried its work list and wrote one transaction: the reservation was never read
     assert set(sent) == {"Query", "TransactWriteItems"} and sent.count("TransactWriteItems") == 1
     assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
-    assert api.cancel(T, "r1")["status"] == "EXPIRED"
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r2")
+    assert api.cancel(CALLER, "r1")["status"] == "EXPIRED"
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r2")
 
 
 def test_a_busy_reservation_does_not_hold_back_the_sweep(stack, monkeypatch):
     # Given two due reservations, the first of whose releases stays busy through every retry
     reward_id = make_reward(total_stock=4, per_user_limit=4)
     for rid in ("r1", "r2"):
-        api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id=rid)
+        api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id=rid)
     after_expiry(monkeypatch)
     conflict = ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "busy"},
                             "CancellationReasons": [{"Code": "TransactionConflict"}]}, "TransactWriteItems")
@@ -170,7 +174,7 @@ def test_a_busy_reservation_does_not_hold_back_the_sweep(stack, monkeypatch):
 def test_a_sweep_that_loses_a_race_releases_nothing(stack, monkeypatch, rival):
     # Given a due reservation that another writer moves between the sweeper's query and its transaction
     reward_id = make_reward(total_stock=2, per_user_limit=2)
-    record = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
+    record = api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=1, reservation_id="r1")
     just_before = clock.iso(clock.now())  # a confirm that read its clock before the expiry
     after_expiry(monkeypatch)
     outcome: list = []
@@ -179,9 +183,9 @@ def test_a_sweep_that_loses_a_race_releases_nothing(stack, monkeypatch, rival):
         if name == "TransactWriteItems" and not outcome:
             outcome.append(rival)
             if rival == "confirm":
-                dal.confirm(T, record, just_before)
+                dal.confirm(CALLER.scope, record, just_before)
             elif rival == "cancel":
-                api.cancel(T, "r1")
+                api.cancel(CALLER, "r1")
             else:
                 outcome.append(service.sweep())
 
@@ -192,63 +196,63 @@ def test_a_sweep_that_loses_a_race_releases_nothing(stack, monkeypatch, rival):
     # Then the rival's move stands and the quantity came back at most once
     assert outcome == ([rival, 1] if rival == "sweeper" else [rival])  # a rival sweeper expired it
     if rival == "confirm":
-        assert api.confirm(T, "r1")["status"] == "CONFIRMED"
+        assert api.confirm(CALLER, "r1")["status"] == "CONFIRMED"
         assert stock(reward_id) == {"total": 2, "available": 0, "reserved": 0, "issued": 2}
     else:
-        assert api.cancel(T, "r1")["status"] == ("CANCELLED" if rival == "cancel" else "EXPIRED")
+        assert api.cancel(CALLER, "r1")["status"] == ("CANCELLED" if rival == "cancel" else "EXPIRED")
         assert stock(reward_id) == {"total": 2, "available": 2, "reserved": 0, "issued": 0}
-        api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r2")
+        api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r2")
 
 
 def test_grants_are_idempotent_and_move_only_along_legal_transitions(stack):
     reward_id = make_reward()
-    grant = api.create_grant(T, grant_id="g1", reward_id=reward_id, user_id="u1", status="PENDING",
+    grant = api.create_grant(CALLER, grant_id="g1", reward_id=reward_id, user_id="u1", status="PENDING",
                              task_id="task-1", campaign_id="c1")
-    assert api.create_grant(T, grant_id="g1", reward_id=reward_id, user_id="u9", status="FAILED") == grant
-    assert api.get_grant(T, "g1") == grant and api.get_grant(T, "nope") is None
+    assert api.create_grant(CALLER, grant_id="g1", reward_id=reward_id, user_id="u9", status="FAILED") == grant
+    assert api.get_grant(CALLER, "g1") == grant and api.get_grant(CALLER, "nope") is None
 
-    assert api.transition_grant(T, "g1", to="RESERVED")["status"] == "RESERVED"
-    assert api.transition_grant(T, "g1", to="RESERVED")["status"] == "RESERVED"  # a repeat changes nothing
+    assert api.transition_grant(CALLER, "g1", to="RESERVED")["status"] == "RESERVED"
+    assert api.transition_grant(CALLER, "g1", to="RESERVED")["status"] == "RESERVED"  # a repeat changes nothing
     with pytest.raises(Conflict):
-        api.transition_grant(T, "g1", to="USED")
+        api.transition_grant(CALLER, "g1", to="USED")
     with pytest.raises(Conflict):
-        api.transition_grant(T, "g1", to="GENERATED", expected={"PENDING"})
-    failed = api.transition_grant(T, "g1", to="FAILED", reason="webhook down")
+        api.transition_grant(CALLER, "g1", to="GENERATED", expected={"PENDING"})
+    failed = api.transition_grant(CALLER, "g1", to="FAILED", reason="webhook down")
     assert failed["status"] == "FAILED" and failed["reason"] == "webhook down"
     with pytest.raises(Conflict):
-        api.transition_grant(T, "g1", to="DISTRIBUTED")
+        api.transition_grant(CALLER, "g1", to="DISTRIBUTED")
     with pytest.raises(NotFound):
-        api.transition_grant(T, "nope", to="FAILED")
+        api.transition_grant(CALLER, "nope", to="FAILED")
 
 
 def test_rolling_back_a_reserved_grant_returns_stock_and_allowance_once(stack):
     reward_id = make_reward(total_stock=5, per_user_limit=1)
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r1")
-    api.create_grant(T, grant_id="g1", reward_id=reward_id, user_id="u1", status="RESERVED", reservation_id="r1")
-    api.confirm(T, "r1")
-    api.transition_grant(T, "g1", to="DISTRIBUTED")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r1")
+    api.create_grant(CALLER, grant_id="g1", reward_id=reward_id, user_id="u1", status="RESERVED", reservation_id="r1")
+    api.confirm(CALLER, "r1")
+    api.transition_grant(CALLER, "g1", to="DISTRIBUTED")
     assert stock(reward_id) == {"total": 5, "available": 4, "reserved": 0, "issued": 1}
 
     with dynamodb_requests() as sent:
-        rolled = api.transition_grant(T, "g1", to="ROLLED_BACK")
+        rolled = api.transition_grant(CALLER, "g1", to="ROLLED_BACK")
     assert rolled["status"] == "ROLLED_BACK"
     # the grant and its reservation are read once each; the answer comes from the write, not a read back
     assert sorted(sent) == ["GetItem", "GetItem", "TransactWriteItems"]
     with dynamodb_requests() as sent:
-        assert api.transition_grant(T, "g1", to="ROLLED_BACK") == rolled
+        assert api.transition_grant(CALLER, "g1", to="ROLLED_BACK") == rolled
     assert sent == ["GetItem"]
-    assert api.get_grant(T, "g1") == rolled
+    assert api.get_grant(CALLER, "g1") == rolled
     assert stock(reward_id) == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
     # the allowance came back: the same user may reserve again
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r2")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r2")
 
 
 def test_shards_hold_the_invariant_and_stock_changes_respect_the_floor(stack):
     reward_id = make_reward(total_stock=5, shards=4)
     for n in range(5):
-        api.reserve(T, reward_id=reward_id, user_id=f"u{n}", quantity=1, expire_minutes=5, reservation_id=f"r{n}")
+        api.reserve(CALLER, reward_id=reward_id, user_id=f"u{n}", quantity=1, expire_minutes=5, reservation_id=f"r{n}")
     with pytest.raises(OutOfStock):
-        api.reserve(T, reward_id=reward_id, user_id="late", quantity=1, expire_minutes=5, reservation_id="late")
+        api.reserve(CALLER, reward_id=reward_id, user_id="late", quantity=1, expire_minutes=5, reservation_id="late")
     assert stock(reward_id) == {"total": 5, "available": 0, "reserved": 5, "issued": 0}
 
     from marketing.rewards.models import StockChange
@@ -269,7 +273,7 @@ def test_creating_a_reward_and_changing_its_stock_answer_without_reading_back_wh
     assert stock(reward_id) == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
 
     # When its stock changes, the reward and its shards are read once, then written
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=2, expire_minutes=5, reservation_id="r1")
     with dynamodb_requests() as sent:
         changed = service.change_stock(ADMIN, reward_id, StockChange(delta=-3)).stock.model_dump()
     assert sent == ["GetItem", "BatchGetItem", "TransactWriteItems"]
@@ -283,27 +287,28 @@ def test_creating_a_reward_and_changing_its_stock_answer_without_reading_back_wh
 def test_a_repeated_reservation_that_took_the_last_units_is_answered_not_refused(stack):
     # Given a flash-sale reward of 2 units over 2 shards, drained by two reservations
     reward_id = make_reward(total_stock=2, shards=2)
-    first = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
-    api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
+    first = api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
     # When the first is repeated (a retried grant), no shard has stock left
     with dynamodb_requests() as sent:
-        again = api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+        again = api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5,
+                            reservation_id="r-1")
     # Then it gets its own reservation back (read once), and nothing more was taken
     assert again["reservation_id"] == first["reservation_id"] and again["shard"] == first["shard"]
     assert sent == ["GetItem", "BatchGetItem", "GetItem"]
     assert stock(reward_id)["reserved"] == 2
     with pytest.raises(OutOfStock):
-        api.reserve(T, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r-3")
+        api.reserve(CALLER, reward_id=reward_id, user_id="u3", quantity=1, expire_minutes=5, reservation_id="r-3")
 
 
 def test_an_out_of_stock_reservation_costs_the_reward_read_and_one_transaction(stack):
     # Given a one-item reward whose stock is gone
     reward_id = make_reward(total_stock=1)
-    api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
+    api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r-1")
     # When another reservation comes, it is refused by the transaction's condition, with no further read
     with dynamodb_requests() as sent, pytest.raises(OutOfStock):
-        api.reserve(T, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
+        api.reserve(CALLER, reward_id=reward_id, user_id="u2", quantity=1, expire_minutes=5, reservation_id="r-2")
     assert sent == ["GetItem", "TransactWriteItems"]
     # and a repeat of the first is still answered with its reservation (the same transaction says so)
-    assert api.reserve(T, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5,
+    assert api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5,
                        reservation_id="r-1")["status"] == "PENDING"

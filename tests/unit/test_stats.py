@@ -103,8 +103,8 @@ def envelope(detail_type, **detail):
      ("activity.task_completed", "campaign", "c1", {"tasks_completed": 1})),
 ])
 def test_domain_events_map_onto_the_families(detail_type, detail, expected):
-    tenant, mapped = from_domain_event(envelope(detail_type, **detail))
-    assert tenant == "t1" and mapped.event_id == "d1" and mapped.day == "2026-11-23"
+    scope, mapped = from_domain_event(envelope(detail_type, **detail))
+    assert scope == "t1#A#a" and mapped.event_id == "d1" and mapped.day == "2026-11-23"
     assert (mapped.event_type, mapped.topic_type, mapped.topic_id, effect_of(mapped).counts) == expected
     assert detail_type in DOMAIN_EVENTS
 
@@ -115,7 +115,7 @@ def test_the_template_routes_exactly_the_mapped_domain_events():
 
 
 def test_a_cps_order_without_promoter_counts_on_its_platform_and_odd_ids_are_digested():
-    tenant, paid = from_domain_event(envelope("cps.order_paid", platform="meituan", order_id="o1", promoter_id=None,
+    _, paid = from_domain_event(envelope("cps.order_paid", platform="meituan", order_id="o1", promoter_id=None,
                                               buyer_id="u3", pay_price=990))
     assert (paid.topic_type, paid.topic_id, paid.channel_type, paid.payload.via_share) == \
         ("cps_platform", "meituan", "meituan", False)
@@ -131,6 +131,11 @@ def test_an_unmapped_or_incomplete_domain_event_is_refused():
         from_domain_event(envelope("grant.rolled_back", grant_id="g"))
     with pytest.raises(ValidationError):
         from_domain_event(envelope("cps.order_paid", platform="jd", promoter_id="p1"))  # no order, no price
+    for broken in ({"app_id": None}, {"app_id": "a#b"}, {"tenant_id": ""}):  # no app or tenant to count in
+        message = envelope("track.visit", user_id="u2", referrer="u1")
+        message["detail"].update(broken)
+        with pytest.raises(ValueError):
+            from_domain_event(message)
 
 
 def test_delays_up_to_fifteen_minutes_use_sqs():
@@ -138,8 +143,11 @@ def test_delays_up_to_fifteen_minutes_use_sqs():
     assert delivery.delay_of(None, at) == 0
     assert delivery.delay_of(at - timedelta(seconds=5), at) == 0
     assert delivery.delay_of(at + timedelta(seconds=899.2), at) == 900 == delivery.SQS_MAX_DELAY
-    assert delivery.schedule_name("t1", "e") == delivery.schedule_name("t1", "e") != delivery.schedule_name("t2", "e")
-    assert len(delivery.schedule_name("t1", "e" * 128)) <= 64
+    name = delivery.schedule_name("t1", "a1", "e")
+    assert name == delivery.schedule_name("t1", "a1", "e")
+    assert name not in {delivery.schedule_name("t2", "a1", "e"), delivery.schedule_name("t1", "a2", "e"),
+                        delivery.schedule_name("t1", "a1", "e", "u1")}
+    assert len(delivery.schedule_name("t1", "a1", "e" * 128)) <= 64
 
 
 def tallies(n, topics=3, users=5, seed=1):
@@ -163,13 +171,13 @@ def test_a_claim_writes_records_markers_and_one_journal_but_no_counter():
     assert sum(d["visits"] for e, d in journals[0]["deltas"].items() if "|C#*#" in e) == 30
 
 
-def test_chunks_stay_within_the_transaction_limit_and_one_tenant():
+def test_chunks_stay_within_the_transaction_limit_and_one_scope():
     made = tallies(500, topics=50, users=400)
-    made[250].tenant = "t2"
+    made[250].scope = "t1#A#app2"
     chunks = dal._chunks(made, set())
     assert sum(len(c) for c in chunks) == 500
     assert all(len(dal._plan(c, set(), {}, "J").actions) <= dal.MAX_ACTIONS for c in chunks)
-    assert all(len({t.tenant for t in c}) == 1 for c in chunks)
+    assert all(len({t.scope for t in c}) == 1 for c in chunks)
     assert len(chunks) < 500 / 20
 
 
@@ -330,14 +338,14 @@ def test_cumulative_cps_refunds_count_their_increase_once_in_any_order(stack):
     assert dal.count([partial, full, partial]) == (1, [])
 
     # Then the order counts as one refund of 990, not 1,490
-    totals = table_counts(stack, "T#t1#STATS#promoter#p1")
+    totals = table_counts(stack, "T#t1#A#a#STATS#promoter#p1")
     assert (totals["refunds"], totals["refund_amount"], totals["refunders"]) == (1, 990, 1)
 
 
 def test_refund_steps_in_one_batch_chain_their_levels(stack):
     steps = [refund_step("s-300", 300), refund_step("s-700", 700), refund_step("s-full", 990)]
     assert dal.count(list(reversed(steps))) == (3, [])
-    totals = table_counts(stack, "T#t1#STATS#promoter#p1")
+    totals = table_counts(stack, "T#t1#A#a#STATS#promoter#p1")
     assert (totals["refunds"], totals["refund_amount"]) == (1, 990)
     assert dal.count([refund_step("s-late", 1200)]) == (1, [])  # a later, larger total adds its increase
-    assert table_counts(stack, "T#t1#STATS#promoter#p1")["refund_amount"] == 1200
+    assert table_counts(stack, "T#t1#A#a#STATS#promoter#p1")["refund_amount"] == 1200

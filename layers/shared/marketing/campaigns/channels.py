@@ -55,9 +55,10 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def tenant_secret(tenant: str, name: str) -> str:
-    """A tenant's secrets live under its own prefix: a reward names one of them, never another's."""
-    return f"marketing/{config.stage()}/tenants/{tenant}/{name}"
+def tenant_secret(tenant_id: str, app_id: str, name: str) -> str:
+    """An app's secrets live under its tenant's and its own prefix: a reward names one of them, never another
+    app's (whose receiver would otherwise accept what this app's rewards send, signed with its secret)."""
+    return f"marketing/{config.stage()}/tenants/{tenant_id}/apps/{app_id}/{name}"
 
 
 def webhook(url: str, secret_id: str | None, payload: dict[str, Any]) -> None:

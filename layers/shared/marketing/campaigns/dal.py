@@ -1,13 +1,16 @@
 """DynamoDB access for the campaign engine. Keys (see docs/data-model.md):
 
-    campaign        pk T#{t}#CAMPAIGNS          sk CAMPAIGN#{campaign}   (task_count: linked tasks)
-    audience        pk T#{t}#AUDIENCES          sk AUDIENCE#{audience}   (refs: campaigns using it)
-    task            pk T#{t}#TASKS              sk TASK#{task}           gsi1 T#{t}#EVENT#{event_type} / TASK#{task}
-    campaign → task pk T#{t}#CAMPAIGN#{campaign} sk TASK#{task}
-    progress        pk T#{t}#U#{user}           sk TASKPROG#{task}
-    completion log  pk T#{t}#TASK#{task}        sk LOG#{completion}
-                    gsi1 T#{t}#U#{user}#TASKLOG / TASK#{task}#{completion}
-    task stats      pk T#{t}#TASK#{task}        sk STATS
+    campaign        pk T#{s}#CAMPAIGNS          sk CAMPAIGN#{campaign}   (task_count: linked tasks)
+    audience        pk T#{s}#AUDIENCES          sk AUDIENCE#{audience}   (refs: campaigns using it)
+    task            pk T#{s}#TASKS              sk TASK#{task}           gsi1 T#{s}#EVENT#{event_type} / TASK#{task}
+    campaign → task pk T#{s}#CAMPAIGN#{campaign} sk TASK#{task}
+    progress        pk T#{s}#U#{user}           sk TASKPROG#{task}
+    completion log  pk T#{s}#TASK#{task}        sk LOG#{completion}
+                    gsi1 T#{s}#U#{user}#TASKLOG / TASK#{task}#{completion}
+    task stats      pk T#{s}#TASK#{task}        sk STATS
+
+`{s}` is the scope of the caller, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item
+belongs to one app of one tenant.
 """
 
 from __future__ import annotations
@@ -79,39 +82,39 @@ def _batch_get(keys: list[dict[str, str]]) -> list[dict]:
 
 # --- campaigns ---------------------------------------------------------------------------------------------
 
-def campaign_key(tenant: str, campaign_id: str) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#CAMPAIGNS", "sk": f"CAMPAIGN#{campaign_id}"}
+def campaign_key(scope: str, campaign_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#CAMPAIGNS", "sk": f"CAMPAIGN#{campaign_id}"}
 
 
-def audience_key(tenant: str, audience_id: str) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#AUDIENCES", "sk": f"AUDIENCE#{audience_id}"}
+def audience_key(scope: str, audience_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#AUDIENCES", "sk": f"AUDIENCE#{audience_id}"}
 
 
-def task_key(tenant: str, task_id: str) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#TASKS", "sk": f"TASK#{task_id}"}
+def task_key(scope: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#TASKS", "sk": f"TASK#{task_id}"}
 
 
-def _audience_ref(tenant: str, audience_id: str, delta: int) -> dict:
+def _audience_ref(scope: str, audience_id: str, delta: int) -> dict:
     """Move an audience's reference count; the audience must exist (a campaign cannot name a missing one)."""
-    return {"Update": {"Key": audience_key(tenant, audience_id), "UpdateExpression": "ADD refs :d",
+    return {"Update": {"Key": audience_key(scope, audience_id), "UpdateExpression": "ADD refs :d",
                        "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":d": delta}}}
 
 
-def get_campaign(tenant: str, campaign_id: str, *, consistent: bool = False) -> dict | None:
-    return _get(**campaign_key(tenant, campaign_id), consistent=consistent)
+def get_campaign(scope: str, campaign_id: str, *, consistent: bool = False) -> dict | None:
+    return _get(**campaign_key(scope, campaign_id), consistent=consistent)
 
 
-def get_campaigns(tenant: str, campaign_ids: Iterable[str]) -> dict[str, dict]:
-    items = _batch_get([campaign_key(tenant, c) for c in sorted(set(campaign_ids))])
+def get_campaigns(scope: str, campaign_ids: Iterable[str]) -> dict[str, dict]:
+    items = _batch_get([campaign_key(scope, c) for c in sorted(set(campaign_ids))])
     return {i["campaign_id"]: i for i in items}
 
 
-def create_campaign(tenant: str, campaign: dict[str, Any]) -> None:
+def create_campaign(scope: str, campaign: dict[str, Any]) -> None:
     """The campaign, and its audience's reference count in the same transaction."""
-    item = {**campaign_key(tenant, campaign["campaign_id"]), **{k: v for k, v in campaign.items() if v is not None}}
+    item = {**campaign_key(scope, campaign["campaign_id"]), **{k: v for k, v in campaign.items() if v is not None}}
     actions = [{"Put": {"Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}]
     if campaign.get("audience_id"):
-        actions.append(_audience_ref(tenant, campaign["audience_id"], 1))
+        actions.append(_audience_ref(scope, campaign["audience_id"], 1))
     _transact(actions)
 
 
@@ -121,13 +124,13 @@ def _same_audience(old: str | None) -> tuple[str, dict]:
     return "audience_id = :old_audience", {":old_audience": old}
 
 
-def update_campaign(tenant: str, current: dict[str, Any], fields: dict[str, Any]) -> dict:
+def update_campaign(scope: str, current: dict[str, Any], fields: dict[str, Any]) -> dict:
     """Replace the campaign's fields unless it has ENDED, guarded on the audience it had when read (`current`),
     so the audiences' reference counts move exactly once. Answers the campaign as written, without a re-read."""
     old_audience, new_audience = current.get("audience_id"), fields.get("audience_id")
     expression, names, values = dynamo.update_expression(fields)
     same, same_values = _same_audience(old_audience)
-    update = {"Key": campaign_key(tenant, current["campaign_id"]), "UpdateExpression": expression,
+    update = {"Key": campaign_key(scope, current["campaign_id"]), "UpdateExpression": expression,
               "ConditionExpression": f"attribute_exists(pk) AND #status <> :ended AND {same}",
               "ExpressionAttributeNames": {**names, "#status": "status"},
               "ExpressionAttributeValues": {**values, ":ended": "ENDED", **same_values}}
@@ -140,9 +143,9 @@ def update_campaign(tenant: str, current: dict[str, Any], fields: dict[str, Any]
             raise
     actions = [{"Update": {**update, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]
     if old_audience:
-        actions.append(_audience_ref(tenant, old_audience, -1))
+        actions.append(_audience_ref(scope, old_audience, -1))
     if new_audience:
-        actions.append(_audience_ref(tenant, new_audience, 1))
+        actions.append(_audience_ref(scope, new_audience, 1))
     _transact(actions)
     # A transaction returns no item: the write set every field but the id, `created_at` (fixed) and
     # `task_count` (moved by links meanwhile, so left out rather than answered stale).
@@ -150,45 +153,45 @@ def update_campaign(tenant: str, current: dict[str, Any], fields: dict[str, Any]
     return {k: v for k, v in written.items() if v is not None and k != "task_count"}
 
 
-def delete_campaign(tenant: str, campaign_id: str, old_audience: str | None) -> None:
+def delete_campaign(scope: str, campaign_id: str, old_audience: str | None) -> None:
     """Only a campaign without linked tasks; its audience reference goes with it."""
     same, same_values = _same_audience(old_audience)
     actions = [{"Delete": {
-        "Key": campaign_key(tenant, campaign_id),
+        "Key": campaign_key(scope, campaign_id),
         "ConditionExpression": f"attribute_exists(pk) AND (attribute_not_exists(task_count) OR task_count = :zero)"
                                f" AND {same}",
         "ExpressionAttributeValues": {":zero": 0, **same_values},
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]
     if old_audience:
-        actions.append(_audience_ref(tenant, old_audience, -1))
+        actions.append(_audience_ref(scope, old_audience, -1))
     _transact(actions)
 
 
-def list_campaigns(tenant: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
-    return _page(f"T#{tenant}#CAMPAIGNS", "CAMPAIGN#", limit, next_token)
+def list_campaigns(scope: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    return _page(f"T#{scope}#CAMPAIGNS", "CAMPAIGN#", limit, next_token)
 
 
 # --- audiences ---------------------------------------------------------------------------------------------
 
-def get_audience(tenant: str, audience_id: str, *, consistent: bool = False) -> dict | None:
-    return _get(**audience_key(tenant, audience_id), consistent=consistent)
+def get_audience(scope: str, audience_id: str, *, consistent: bool = False) -> dict | None:
+    return _get(**audience_key(scope, audience_id), consistent=consistent)
 
 
-def get_audiences(tenant: str, audience_ids: Iterable[str]) -> dict[str, dict]:
-    items = _batch_get([audience_key(tenant, a) for a in sorted(set(audience_ids))])
+def get_audiences(scope: str, audience_ids: Iterable[str]) -> dict[str, dict]:
+    items = _batch_get([audience_key(scope, a) for a in sorted(set(audience_ids))])
     return {i["audience_id"]: i for i in items}
 
 
-def create_audience(tenant: str, audience: dict[str, Any]) -> None:
-    item = {**audience_key(tenant, audience["audience_id"]), **{k: v for k, v in audience.items() if v is not None}}
+def create_audience(scope: str, audience: dict[str, Any]) -> None:
+    item = {**audience_key(scope, audience["audience_id"]), **{k: v for k, v in audience.items() if v is not None}}
     dynamo.table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
 
 
-def update_audience(tenant: str, audience_id: str, fields: dict[str, Any]) -> dict:
+def update_audience(scope: str, audience_id: str, fields: dict[str, Any]) -> dict:
     expression, names, values = dynamo.update_expression(fields)
     try:
         answer = dynamo.table().update_item(
-            Key=audience_key(tenant, audience_id), UpdateExpression=expression,
+            Key=audience_key(scope, audience_id), UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk)", ExpressionAttributeNames=names,
             ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
     except ClientError as exc:
@@ -198,11 +201,11 @@ def update_audience(tenant: str, audience_id: str, fields: dict[str, Any]) -> di
     return _strip(answer["Attributes"])
 
 
-def delete_audience(tenant: str, audience_id: str) -> None:
+def delete_audience(scope: str, audience_id: str) -> None:
     """Only an audience no campaign names (`refs` is moved by the campaigns' own transactions)."""
     try:
         dynamo.table().delete_item(
-            Key=audience_key(tenant, audience_id),
+            Key=audience_key(scope, audience_id),
             ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(refs) OR refs = :zero)",
             ExpressionAttributeValues={":zero": 0}, ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as exc:
@@ -211,14 +214,14 @@ def delete_audience(tenant: str, audience_id: str) -> None:
         raise
 
 
-def list_audiences(tenant: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
-    return _page(f"T#{tenant}#AUDIENCES", "AUDIENCE#", limit, next_token)
+def list_audiences(scope: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    return _page(f"T#{scope}#AUDIENCES", "AUDIENCE#", limit, next_token)
 
 
 # --- tasks -------------------------------------------------------------------------------------------------
 
-def _event_index(tenant: str, event_type: str) -> str:
-    return f"T#{tenant}#EVENT#{event_type}"
+def _event_index(scope: str, event_type: str) -> str:
+    return f"T#{scope}#EVENT#{event_type}"
 
 
 def _task_out(item: dict | None) -> dict | None:
@@ -227,29 +230,29 @@ def _task_out(item: dict | None) -> dict | None:
     return item
 
 
-def get_task(tenant: str, task_id: str, *, consistent: bool = False) -> dict | None:
-    return _task_out(_get(**task_key(tenant, task_id), consistent=consistent))
+def get_task(scope: str, task_id: str, *, consistent: bool = False) -> dict | None:
+    return _task_out(_get(**task_key(scope, task_id), consistent=consistent))
 
 
-def get_tasks(tenant: str, task_ids: Iterable[str]) -> list[dict]:
-    return [_task_out(i) for i in _batch_get([task_key(tenant, t) for t in sorted(set(task_ids))])]
+def get_tasks(scope: str, task_ids: Iterable[str]) -> list[dict]:
+    return [_task_out(i) for i in _batch_get([task_key(scope, t) for t in sorted(set(task_ids))])]
 
 
-def create_task(tenant: str, task: dict[str, Any]) -> None:
-    item = {**task_key(tenant, task["task_id"]), "gsi1pk": _event_index(tenant, task["event_type"]),
+def create_task(scope: str, task: dict[str, Any]) -> None:
+    item = {**task_key(scope, task["task_id"]), "gsi1pk": _event_index(scope, task["event_type"]),
             "gsi1sk": f"TASK#{task['task_id']}", **{k: v for k, v in task.items() if v is not None and
                                                      k != "campaign_ids"}}
     dynamo.table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
 
 
-def update_task(tenant: str, task_id: str, fields: dict[str, Any]) -> dict:
+def update_task(scope: str, task_id: str, fields: dict[str, Any]) -> dict:
     """Replace the task's fields (its campaign links stay); the period never changes, as progress is keyed
     by it. The event index moves with `event_type`."""
-    fields = {**fields, "gsi1pk": _event_index(tenant, fields["event_type"])}
+    fields = {**fields, "gsi1pk": _event_index(scope, fields["event_type"])}
     expression, names, values = dynamo.update_expression(fields)
     try:
         answer = dynamo.table().update_item(
-            Key=task_key(tenant, task_id), UpdateExpression=expression,
+            Key=task_key(scope, task_id), UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk) AND #period = :period",
             ExpressionAttributeNames={**names, "#period": "period"},
             ExpressionAttributeValues={**values, ":period": fields["period"]}, ReturnValues="ALL_NEW",
@@ -261,11 +264,11 @@ def update_task(tenant: str, task_id: str, fields: dict[str, Any]) -> dict:
     return _task_out(_strip(answer["Attributes"]))
 
 
-def delete_task(tenant: str, task_id: str) -> None:
+def delete_task(scope: str, task_id: str) -> None:
     """Only a task no campaign links (an emptied string set disappears, so the test is `not exists`)."""
     try:
         dynamo.table().delete_item(
-            Key=task_key(tenant, task_id),
+            Key=task_key(scope, task_id),
             ConditionExpression="attribute_exists(pk) AND attribute_not_exists(campaign_ids)",
             ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as exc:
@@ -274,72 +277,72 @@ def delete_task(tenant: str, task_id: str) -> None:
         raise
 
 
-def list_tasks(tenant: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
-    items, token = _page(f"T#{tenant}#TASKS", "TASK#", limit, next_token)
+def list_tasks(scope: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    items, token = _page(f"T#{scope}#TASKS", "TASK#", limit, next_token)
     return [_task_out(i) for i in items], token
 
 
-def all_tasks(tenant: str) -> list[dict]:
-    """Every task of the tenant (the user's task view)."""
-    return [_task_out(i) for i in _query_all(Key("pk").eq(f"T#{tenant}#TASKS") & Key("sk").begins_with("TASK#"))]
+def all_tasks(scope: str) -> list[dict]:
+    """Every task of the app (the user's task view)."""
+    return [_task_out(i) for i in _query_all(Key("pk").eq(f"T#{scope}#TASKS") & Key("sk").begins_with("TASK#"))]
 
 
-def tasks_listening(tenant: str, event_type: str) -> list[dict]:
-    """The tasks listening to one event type: one Query, however many other tasks the tenant has."""
-    return [_task_out(i) for i in _query_all(Key("gsi1pk").eq(_event_index(tenant, event_type)), IndexName="gsi1")]
+def tasks_listening(scope: str, event_type: str) -> list[dict]:
+    """The tasks listening to one event type: one Query, however many other tasks the app has."""
+    return [_task_out(i) for i in _query_all(Key("gsi1pk").eq(_event_index(scope, event_type)), IndexName="gsi1")]
 
 
 # --- campaign ↔ task links ---------------------------------------------------------------------------------
 
-def _link_key(tenant: str, campaign_id: str, task_id: str) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#CAMPAIGN#{campaign_id}", "sk": f"TASK#{task_id}"}
+def _link_key(scope: str, campaign_id: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#CAMPAIGN#{campaign_id}", "sk": f"TASK#{task_id}"}
 
 
-def link(tenant: str, campaign_id: str, task_id: str, created_at: str) -> None:
+def link(scope: str, campaign_id: str, task_id: str, created_at: str) -> None:
     """The link item, the campaign's task count and the task's campaign set move together."""
     _transact([
-        {"Put": {"Item": {**_link_key(tenant, campaign_id, task_id), "campaign_id": campaign_id,
+        {"Put": {"Item": {**_link_key(scope, campaign_id, task_id), "campaign_id": campaign_id,
                           "task_id": task_id, "created_at": created_at},
                  "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Update": {"Key": campaign_key(tenant, campaign_id), "UpdateExpression": "ADD task_count :one",
+        {"Update": {"Key": campaign_key(scope, campaign_id), "UpdateExpression": "ADD task_count :one",
                     "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":one": 1}}},
-        {"Update": {"Key": task_key(tenant, task_id), "UpdateExpression": "ADD campaign_ids :c",
+        {"Update": {"Key": task_key(scope, task_id), "UpdateExpression": "ADD campaign_ids :c",
                     "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":c": {campaign_id}}}},
     ])
 
 
-def unlink(tenant: str, campaign_id: str, task_id: str) -> None:
+def unlink(scope: str, campaign_id: str, task_id: str) -> None:
     _transact([
-        {"Delete": {"Key": _link_key(tenant, campaign_id, task_id), "ConditionExpression": "attribute_exists(pk)"}},
-        {"Update": {"Key": campaign_key(tenant, campaign_id), "UpdateExpression": "ADD task_count :minus",
+        {"Delete": {"Key": _link_key(scope, campaign_id, task_id), "ConditionExpression": "attribute_exists(pk)"}},
+        {"Update": {"Key": campaign_key(scope, campaign_id), "UpdateExpression": "ADD task_count :minus",
                     "ExpressionAttributeValues": {":minus": -1}}},
-        {"Update": {"Key": task_key(tenant, task_id), "UpdateExpression": "DELETE campaign_ids :c",
+        {"Update": {"Key": task_key(scope, task_id), "UpdateExpression": "DELETE campaign_ids :c",
                     "ExpressionAttributeValues": {":c": {campaign_id}}}},
     ])
 
 
-def get_link(tenant: str, campaign_id: str, task_id: str) -> dict | None:
-    return _get(**_link_key(tenant, campaign_id, task_id), consistent=True)
+def get_link(scope: str, campaign_id: str, task_id: str) -> dict | None:
+    return _get(**_link_key(scope, campaign_id, task_id), consistent=True)
 
 
-def list_links(tenant: str, campaign_id: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
-    return _page(f"T#{tenant}#CAMPAIGN#{campaign_id}", "TASK#", limit, next_token)
+def list_links(scope: str, campaign_id: str, limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
+    return _page(f"T#{scope}#CAMPAIGN#{campaign_id}", "TASK#", limit, next_token)
 
 
 # --- progress and completion -------------------------------------------------------------------------------
 
-def _progress_key(tenant: str, user_id: str, task_id: str) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#U#{user_id}", "sk": f"TASKPROG#{task_id}"}
+def _progress_key(scope: str, user_id: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#U#{user_id}", "sk": f"TASKPROG#{task_id}"}
 
 
-def _log_keys(tenant: str, log: dict[str, Any]) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#TASK#{log['task_id']}", "sk": f"LOG#{log['completion_id']}",
-            "gsi1pk": f"T#{tenant}#U#{log['user_id']}#TASKLOG",
+def _log_keys(scope: str, log: dict[str, Any]) -> dict[str, str]:
+    return {"pk": f"T#{scope}#TASK#{log['task_id']}", "sk": f"LOG#{log['completion_id']}",
+            "gsi1pk": f"T#{scope}#U#{log['user_id']}#TASKLOG",
             "gsi1sk": f"TASK#{log['task_id']}#{log['completion_id']}"}
 
 
-def _stats_key(tenant: str, task_id: str) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#TASK#{task_id}", "sk": "STATS"}
+def _stats_key(scope: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#TASK#{task_id}", "sk": "STATS"}
 
 
 def _progress_out(item: dict | None) -> dict | None:
@@ -348,7 +351,7 @@ def _progress_out(item: dict | None) -> dict | None:
     return item
 
 
-def add_progress(tenant: str, task_id: str, user_id: str, *, period_key: str, event_id: str, amount: int,
+def add_progress(scope: str, task_id: str, user_id: str, *, period_key: str, event_id: str, amount: int,
                  max_count: int | None, hold_at: int | None = None) -> dict:
     """Count one event towards the user's progress in `period_key`, at most once per event id, never after
     the period's completion nor past `max_count`, and never past `hold_at` (an `==` target reached but not
@@ -364,25 +367,25 @@ def add_progress(tenant: str, task_id: str, user_id: str, *, period_key: str, ev
     if hold_at is not None:
         guard += " AND progress <> :hold"
         values[":hold"] = hold_at
-    return _update_progress(tenant, task_id, user_id, guard + ")",
+    return _update_progress(scope, task_id, user_id, guard + ")",
                             "SET period_key = :p, task_id = :t, user_id = :u ADD progress :n, event_ids :es", values)
 
 
-def start_period(tenant: str, task_id: str, user_id: str, *, old_period: str, period_key: str, event_id: str,
+def start_period(scope: str, task_id: str, user_id: str, *, old_period: str, period_key: str, event_id: str,
                  amount: int, max_count: int | None) -> dict:
     """Reset progress for a new period, guarded on the period the caller saw (a racing reset wins once)."""
     guard, values = "period_key = :old", {":old": old_period, ":p": period_key, ":n": amount, ":es": {event_id}}
     if max_count is not None:
         guard += " AND (attribute_not_exists(completions) OR completions < :max)"
         values[":max"] = max_count
-    return _update_progress(tenant, task_id, user_id, guard, "SET period_key = :p, progress = :n, event_ids = :es",
+    return _update_progress(scope, task_id, user_id, guard, "SET period_key = :p, progress = :n, event_ids = :es",
                             values)
 
 
-def _update_progress(tenant: str, task_id: str, user_id: str, guard: str, update: str, values: dict) -> dict:
+def _update_progress(scope: str, task_id: str, user_id: str, guard: str, update: str, values: dict) -> dict:
     try:
         answer = dynamo.table().update_item(
-            Key=_progress_key(tenant, user_id, task_id), UpdateExpression=update, ConditionExpression=guard,
+            Key=_progress_key(scope, user_id, task_id), UpdateExpression=update, ConditionExpression=guard,
             ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as exc:
@@ -392,12 +395,12 @@ def _update_progress(tenant: str, task_id: str, user_id: str, guard: str, update
     return _progress_out(_strip(answer["Attributes"]))
 
 
-def get_progress(tenant: str, task_id: str, user_id: str) -> dict | None:
-    return _progress_out(_get(**_progress_key(tenant, user_id, task_id), consistent=True))
+def get_progress(scope: str, task_id: str, user_id: str) -> dict | None:
+    return _progress_out(_get(**_progress_key(scope, user_id, task_id), consistent=True))
 
 
-def user_progress(tenant: str, user_id: str) -> dict[str, dict]:
-    items = _query_all(Key("pk").eq(f"T#{tenant}#U#{user_id}") & Key("sk").begins_with("TASKPROG#"),
+def user_progress(scope: str, user_id: str) -> dict[str, dict]:
+    items = _query_all(Key("pk").eq(f"T#{scope}#U#{user_id}") & Key("sk").begins_with("TASKPROG#"),
                        ConsistentRead=True)
     return {i["task_id"]: _progress_out(i) for i in items}
 
@@ -405,7 +408,7 @@ def user_progress(tenant: str, user_id: str) -> dict[str, dict]:
 _COMPARE = {">=": ">=", ">": ">", "==": "="}
 
 
-def complete(tenant: str, log: dict[str, Any], *, operator: str, target: int, seen_completions: int) -> None:
+def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, seen_completions: int) -> None:
     """Complete the task for the user in `log['period']`, in one transaction:
 
     - the progress item: only if its period is this one, its progress meets the condition, the period is not
@@ -421,71 +424,71 @@ def complete(tenant: str, log: dict[str, Any], *, operator: str, target: int, se
         values[":seen"] = seen_completions
     _transact([
         {"Update": {
-            "Key": _progress_key(tenant, log["user_id"], log["task_id"]),
+            "Key": _progress_key(scope, log["user_id"], log["task_id"]),
             "UpdateExpression": "SET completed_period = :p, completion_id = :cid, completed_by = :e,"
                                 " completed_at = :at ADD completions :one",
             "ConditionExpression": f"period_key = :p AND progress {_COMPARE[operator]} :v AND"
                                    f" (attribute_not_exists(completed_period) OR completed_period <> :p) AND {seen}",
             "ExpressionAttributeValues": values, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-        {"Put": {"Item": {**_log_keys(tenant, log), **log}, "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Update": {"Key": _stats_key(tenant, log["task_id"]),
+        {"Put": {"Item": {**_log_keys(scope, log), **log}, "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Update": {"Key": _stats_key(scope, log["task_id"]),
                     "UpdateExpression": "SET task_id = :t ADD total_completions :one, unique_users :first",
                     "ExpressionAttributeValues": {":t": log["task_id"], ":one": 1,
                                                   ":first": 1 if seen_completions == 0 else 0}}},
     ])
 
 
-def get_stats(tenant: str, task_id: str) -> dict:
-    return _get(**_stats_key(tenant, task_id)) or {}
+def get_stats(scope: str, task_id: str) -> dict:
+    return _get(**_stats_key(scope, task_id)) or {}
 
 
-def get_log(tenant: str, task_id: str, completion_id: str) -> dict | None:
-    return _get(f"T#{tenant}#TASK#{task_id}", f"LOG#{completion_id}", consistent=True)
+def get_log(scope: str, task_id: str, completion_id: str) -> dict | None:
+    return _get(f"T#{scope}#TASK#{task_id}", f"LOG#{completion_id}", consistent=True)
 
 
-def list_logs(tenant: str, *, task_id: str | None, user_id: str | None, limit: int,
+def list_logs(scope: str, *, task_id: str | None, user_id: str | None, limit: int,
               next_token: str | None) -> tuple[list[dict], str | None]:
     """By user (optionally of one task) on gsi1, else by task on the table; newest first."""
     if user_id:
         items, token = pagination.query_page(
-            dynamo.table(), partition={"gsi1pk": f"T#{tenant}#U#{user_id}#TASKLOG"}, index="gsi1",
+            dynamo.table(), partition={"gsi1pk": f"T#{scope}#U#{user_id}#TASKLOG"}, index="gsi1",
             sort_prefix=("gsi1sk", f"TASK#{task_id}#" if task_id else "TASK#"), limit=limit,
             next_token=next_token, newest_first=True)
     else:
         items, token = pagination.query_page(
-            dynamo.table(), partition={"pk": f"T#{tenant}#TASK#{task_id}"}, sort_prefix=("sk", "LOG#"),
+            dynamo.table(), partition={"pk": f"T#{scope}#TASK#{task_id}"}, sort_prefix=("sk", "LOG#"),
             limit=limit, next_token=next_token, newest_first=True)
     return [_strip(i) for i in items], token
 
 
 # --- the reward's frequency validator (grants per user per window) -------------------------------------------
 
-def _frequency_keys(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> tuple[dict, dict]:
-    pk = f"T#{tenant}#U#{user_id}"
+def _frequency_keys(scope: str, user_id: str, reward_id: str, window: str, grant_id: str) -> tuple[dict, dict]:
+    pk = f"T#{scope}#U#{user_id}"
     return ({"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}"},
             {"pk": pk, "sk": f"GRANTFREQ#{reward_id}#{window}#{grant_id}"})
 
 
-def _grant_is(tenant: str, grant_id: str, status: str) -> dict:
+def _grant_is(scope: str, grant_id: str, status: str) -> dict:
     """A transaction's check on the grant (the rewards capability's item) being in `status`."""
-    return {"ConditionCheck": {"Key": grant_key(tenant, grant_id), "ConditionExpression": "#s = :s",
+    return {"ConditionCheck": {"Key": grant_key(scope, grant_id), "ConditionExpression": "#s = :s",
                                "ExpressionAttributeNames": {"#s": "status"},
                                "ExpressionAttributeValues": {":s": status}}}
 
 
-def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str, limit: int) -> bool:
+def take_frequency(scope: str, user_id: str, reward_id: str, window: str, grant_id: str, limit: int) -> bool:
     """One of the user's `limit` grants of the reward in `window`, for this grant: a marker (a repeat for the same
     grant finds it and answers True) and the window's counter, conditional on staying within the limit and on
     the grant still being PENDING (no slot is taken once it has failed, so a release is final). Raises
     ConditionFailed when the grant has moved on."""
-    counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
+    counter, marker = _frequency_keys(scope, user_id, reward_id, window, grant_id)
     try:
         _transact([
             {"Put": {"Item": {**marker, "grant_id": grant_id}, "ConditionExpression": "attribute_not_exists(pk)"}},
             {"Update": {"Key": counter, "UpdateExpression": "ADD n :one",
                         "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
                         "ExpressionAttributeValues": {":one": 1, ":limit": limit}}},
-            _grant_is(tenant, grant_id, "PENDING"),
+            _grant_is(scope, grant_id, "PENDING"),
         ])
         return True
     except ConditionFailed as exc:
@@ -494,17 +497,17 @@ def take_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant
         return exc.reasons[0] == "ConditionalCheckFailed"  # taken before by this very grant
 
 
-def release_frequency(tenant: str, user_id: str, reward_id: str, window: str, grant_id: str) -> None:
+def release_frequency(scope: str, user_id: str, reward_id: str, window: str, grant_id: str) -> None:
     """Give back the slot this grant took, once it is FAILED (a final state): the marker's deletion is the
     condition, so a slot it never took, or gave back already, moves nothing, and a grant that did not fail
     (a racing delivery distributed it) keeps its slot. Safe to repeat."""
-    counter, marker = _frequency_keys(tenant, user_id, reward_id, window, grant_id)
+    counter, marker = _frequency_keys(scope, user_id, reward_id, window, grant_id)
     try:
         _transact([
             {"Delete": {"Key": marker, "ConditionExpression": "attribute_exists(pk)"}},
             {"Update": {"Key": counter, "UpdateExpression": "ADD n :minus",
                         "ExpressionAttributeValues": {":minus": -1}}},
-            _grant_is(tenant, grant_id, "FAILED"),
+            _grant_is(scope, grant_id, "FAILED"),
         ])
     except ConditionFailed:
         pass  # never taken, released before, or the grant has not failed

@@ -20,7 +20,7 @@ from marketing.campaigns.models import Period, TaskType
 from marketing.campaigns.periods import parse_time, period_key
 from marketing.core import events
 from marketing.core.clock import iso, now
-from marketing.core.identity import Caller, Role
+from marketing.core.identity import Caller, Role, scope_of
 from marketing.core.ids import new_id
 from marketing.core.observability import logger, metrics
 
@@ -40,13 +40,18 @@ class TaskEvent:
     data: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def scope(self) -> str:
+        """The event acts in the tenant and app its envelope names, never in another app's tasks."""
+        return scope_of(self.tenant_id, self.app_id)
+
     @classmethod
     def from_bus(cls, detail_type: str, detail: dict[str, Any]) -> TaskEvent:
         """Our own `task.triggered`, or another capability's event whose detail-type is the event type
         (`track.new_user`, `cps.order_paid`, `code.redeemed`); the detail is then the event data."""
         own = detail_type == TRIGGERED
         return cls(
-            tenant_id=detail["tenant_id"], app_id=detail.get("app_id", ""), event_id=detail["event_id"],
+            tenant_id=detail["tenant_id"], app_id=detail["app_id"], event_id=detail["event_id"],
             event_type=detail["event_type"] if own else detail_type,
             user_id=detail.get("user_id") or detail.get("buyer_id"),
             occurred_at=parse_time(detail.get("occurred_at") or iso(now())),
@@ -99,12 +104,12 @@ def handle(event: TaskEvent) -> list[tuple[str, str]]:
     Query for the listeners, one BatchGetItem for their campaigns (and one for audiences), then per live
     task one UpdateItem, plus one transaction on completion."""
     started = time.perf_counter()
-    tasks = dal.tasks_listening(event.tenant_id, event.event_type)
+    tasks = dal.tasks_listening(event.scope, event.event_type)
     outcomes: list[tuple[str, str]] = []
     campaign_ids = {c for t in tasks for c in t["campaign_ids"]}
-    campaigns = dal.get_campaigns(event.tenant_id, campaign_ids) if campaign_ids else {}
+    campaigns = dal.get_campaigns(event.scope, campaign_ids) if campaign_ids else {}
     wanted = audience_ids_of(campaigns)
-    audiences = dal.get_audiences(event.tenant_id, wanted) if wanted else {}
+    audiences = dal.get_audiences(event.scope, wanted) if wanted else {}
     for task in tasks:
         user = _subject(task, event)
         campaign = user and live_campaign(task, campaigns, audiences, user, event.attributes, event.occurred_at)
@@ -124,12 +129,12 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
         return "NOT_COUNTED"
     key = period_key(task["period"], event.occurred_at)
     limit = 1 if task["period"] == Period.ONCE else task.get("max_count")
-    tenant, task_id = event.tenant_id, task["task_id"]
+    scope, task_id = event.scope, task["task_id"]
     exact = task["condition"]["value"] if task["condition"]["operator"] == "==" else None
     repeat = False
     for _ in range(_ATTEMPTS):
         try:
-            item = dal.add_progress(tenant, task_id, user, period_key=key, event_id=event.event_id, amount=amount,
+            item = dal.add_progress(scope, task_id, user, period_key=key, event_id=event.event_id, amount=amount,
                                     max_count=limit, hold_at=exact)
             break
         except dal.ConditionFailed as refused:
@@ -144,7 +149,7 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
             return "LIMIT_REACHED"
         if old["period_key"] < key:
             try:
-                item = dal.start_period(tenant, task_id, user, old_period=old["period_key"], period_key=key,
+                item = dal.start_period(scope, task_id, user, old_period=old["period_key"], period_key=key,
                                         event_id=event.event_id, amount=amount, max_count=limit)
                 break
             except dal.ConditionFailed:
@@ -175,10 +180,10 @@ def _complete_if_reached(event: TaskEvent, task: dict, campaign_id: str, user: s
                "period": key, "reward_id": task["reward_id"], "event_id": event.event_id,
                "completed_at": iso(now()), **_contact(event, user)}
         try:
-            dal.complete(event.tenant_id, log, operator=condition["operator"], target=condition["value"],
+            dal.complete(event.scope, log, operator=condition["operator"], target=condition["value"],
                          seen_completions=seen)
         except dal.ConditionFailed as lost:
-            item = lost.item or dal.get_progress(event.tenant_id, task["task_id"], user)
+            item = lost.item or dal.get_progress(event.scope, task["task_id"], user)
             continue
         metrics.add_metric(name="TasksCompleted", unit="Count", value=1)
         logger.info("task completed", extra={"task_id": task["task_id"], "user_id": user, "period": key})
@@ -189,6 +194,6 @@ def _complete_if_reached(event: TaskEvent, task: dict, campaign_id: str, user: s
 
 def _resume(event: TaskEvent, task_id: str, completion_id: str) -> None:
     """The completing event came again: its `task.completed` may never have left, so send it again."""
-    log = dal.get_log(event.tenant_id, task_id, completion_id)
+    log = dal.get_log(event.scope, task_id, completion_id)
     if log:
         _publish_completed(event, log)

@@ -41,21 +41,23 @@ def max_attempts() -> int:
 
 
 def process(detail: dict[str, Any], attempt: int) -> dict:
-    """Run (or resume) the pipeline for one `task.completed`; answers the grant."""
-    tenant = detail["tenant_id"]
-    log = dal.get_log(tenant, detail["task_id"], detail["completion_id"])
+    """Run (or resume) the pipeline for one `task.completed`; answers the grant. It acts in the tenant and app
+    the event names: the completion, the reward, its stock and the grant are all that app's."""
+    caller = Caller(sub="grant-pipeline", tenant_id=detail["tenant_id"], app_id=detail["app_id"],
+                    roles=frozenset({Role.SERVICE}))
+    log = dal.get_log(caller.scope, detail["task_id"], detail["completion_id"])
     if log is None:
         raise LookupError(f"completion {detail['completion_id']} is unknown")  # never: the log is written first
-    grant = rewards.create_grant(tenant, grant_id=log["completion_id"], reward_id=log["reward_id"],
+    grant = rewards.create_grant(caller, grant_id=log["completion_id"], reward_id=log["reward_id"],
                                  user_id=log["user_id"], status="PENDING", task_id=log["task_id"],
                                  campaign_id=log["campaign_id"], reservation_id=log["completion_id"])
-    pipeline = _Pipeline(tenant, detail.get("app_id", ""), log, attempt)
+    pipeline = _Pipeline(caller, log, attempt)
     return pipeline.run(grant)
 
 
 class _Pipeline:
-    def __init__(self, tenant: str, app_id: str, log: dict, attempt: int):
-        self.tenant, self.app_id, self.log, self.attempt = tenant, app_id, log, attempt
+    def __init__(self, caller: Caller, log: dict, attempt: int):
+        self.caller, self.scope, self.log, self.attempt = caller, caller.scope, log, attempt
         self.grant_id = log["completion_id"]
         self.reward: dict | None = None
         self._issued_once: dict | None = None
@@ -65,10 +67,10 @@ class _Pipeline:
             if grant["status"] == "DISTRIBUTED":
                 self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
             if grant["status"] == "FAILED":  # a crash between FAILED and giving the slots back: finish it
-                self.reward = rewards.reward_settings(self.tenant, self.log["reward_id"])
+                self.reward = rewards.reward_settings(self.caller, self.log["reward_id"])
                 self._release_frequencies()
             return grant
-        self.reward = rewards.reward_settings(self.tenant, self.log["reward_id"])
+        self.reward = rewards.reward_settings(self.caller, self.log["reward_id"])
         if self.reward is None:
             return self._fail(grant, "the reward is unknown or was deleted")
         if grant["status"] == "PENDING":
@@ -96,7 +98,7 @@ class _Pipeline:
     def _release_frequencies(self) -> None:
         """Only once the grant is FAILED; DynamoDB gives back just the slots it holds, once."""
         for window, _ in self._frequencies() if self.reward is not None else []:
-            dal.release_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window, self.grant_id)
+            dal.release_frequency(self.scope, self.log["user_id"], self.log["reward_id"], window, self.grant_id)
 
     def _refusal(self) -> str | None:
         """The reward's time window and user validators; frequency, stock and the per-user limit are exact
@@ -118,14 +120,14 @@ class _Pipeline:
             return self._fail(grant, refusal)
         for window, limit in self._frequencies():
             try:
-                taken = dal.take_frequency(self.tenant, self.log["user_id"], self.log["reward_id"], window,
+                taken = dal.take_frequency(self.scope, self.log["user_id"], self.log["reward_id"], window,
                                            self.grant_id, limit)
             except dal.ConditionFailed:  # a racing delivery moved the grant on: go on from where it is
-                return rewards.get_grant(self.tenant, self.grant_id)
+                return rewards.get_grant(self.caller, self.grant_id)
             if not taken:
                 return self._fail(grant, f"the user reached the reward's frequency limit of {limit}")
         try:
-            rewards.reserve(self.tenant, reward_id=self.log["reward_id"], user_id=self.log["user_id"], quantity=1,
+            rewards.reserve(self.caller, reward_id=self.log["reward_id"], user_id=self.log["user_id"], quantity=1,
                             expire_minutes=RESERVATION_MINUTES, reservation_id=self.grant_id)
         except OutOfStock:
             return self._fail(grant, "out of stock")
@@ -133,7 +135,7 @@ class _Pipeline:
             return self._fail(grant, "the user reached the reward's per-user limit")
         except RewardNotFound:
             return self._fail(grant, "the reward is unknown or was deleted")
-        return rewards.transition_grant(self.tenant, self.grant_id, to="RESERVED", expected={"PENDING"})
+        return rewards.transition_grant(self.caller, self.grant_id, to="RESERVED", expected={"PENDING"})
 
     # --- generator ---
     def _issued(self) -> dict:
@@ -147,7 +149,7 @@ class _Pipeline:
         reward, content = self.reward, self.reward.get("content", {})
         kind = reward["reward_type"]
         if kind == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code":
-            return rewards.issue_code(self.tenant, reward_id=reward["reward_id"], user_id=self.log["user_id"],
+            return rewards.issue_code(self.caller, reward_id=reward["reward_id"], user_id=self.log["user_id"],
                                       campaign_id=self.log["campaign_id"], grant_id=self.grant_id)
         if kind == "POINTS":
             return {"points": content["amount"] * reward.get("generator", {}).get("multiplier", 1)}
@@ -159,7 +161,7 @@ class _Pipeline:
         details = {k: v for k, v in issued.items() if k != "code"}
         if issued.get("code"):
             details["code_suffix"] = issued["code"][-4:]  # the full code stays with the user and the channel
-        grant = rewards.transition_grant(self.tenant, self.grant_id, to="GENERATED", expected={"RESERVED"},
+        grant = rewards.transition_grant(self.caller, self.grant_id, to="GENERATED", expected={"RESERVED"},
                                          details=details)
         metrics.add_metric(name="RewardGenerationDuration", unit="Milliseconds",
                            value=(time.perf_counter() - started) * 1000)
@@ -168,7 +170,8 @@ class _Pipeline:
     # --- distributor ---
     def _payload(self) -> dict:
         reward = self.reward
-        return {"grant_id": self.grant_id, "tenant_id": self.tenant, "user_id": self.log["user_id"],
+        return {"grant_id": self.grant_id, "tenant_id": self.caller.tenant_id, "app_id": self.caller.app_id,
+                "user_id": self.log["user_id"],
                 "reward_id": reward["reward_id"], "reward_name": reward["name"], "reward_type": reward["reward_type"],
                 "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"], **self._issued()}
 
@@ -177,7 +180,8 @@ class _Pipeline:
         contact = self.log.get("contact") or {}
         if config["type"] == "webhook":
             name = config.get("secret_name")
-            channels.webhook(str(config["url"]), name and channels.tenant_secret(self.tenant, name), self._payload())
+            secret = name and channels.tenant_secret(self.caller.tenant_id, self.caller.app_id, name)
+            channels.webhook(str(config["url"]), secret, self._payload())
         elif config["type"] == "email":
             if not contact.get("email"):
                 raise _NoRecipient("no e-mail address is known for the user")
@@ -201,10 +205,10 @@ class _Pipeline:
                 raise RetryLater(str(exc)) from exc
             return self._fail(grant, f"distribution failed after {self.attempt} attempts: {exc}")
         try:
-            rewards.confirm(self.tenant, self.grant_id)
+            rewards.confirm(self.caller, self.grant_id)
         except ReservationClosed:
             return self._fail(grant, "the reservation expired before the reward was delivered")
-        grant = rewards.transition_grant(self.tenant, self.grant_id, to="DISTRIBUTED",  # details are replaced
+        grant = rewards.transition_grant(self.caller, self.grant_id, to="DISTRIBUTED",  # details are replaced
                                          details={**(grant.get("details") or {}), "attempts": self.attempt})
         metrics.add_metric(name="RewardDistributionDuration", unit="Milliseconds",
                            value=(time.perf_counter() - started) * 1000)
@@ -213,8 +217,7 @@ class _Pipeline:
         return grant
 
     def _publish(self, grant: dict) -> None:
-        who = Caller(sub="grant-pipeline", tenant_id=self.tenant, app_id=self.app_id, roles=frozenset({Role.SERVICE}))
-        events.publish(who, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
+        events.publish(self.caller, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
                        detail={"grant_id": self.grant_id, "reward_id": grant["reward_id"],
                                "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"],
                                "user_id": grant["user_id"], "status": grant["status"]})
@@ -224,8 +227,8 @@ class _Pipeline:
         frequency slots after: a delivery that finds the grant distributed by a racing one fails here and
         gives back nothing."""
         if grant["status"] in HOLDS_RESERVATION:
-            rewards.cancel(self.tenant, self.grant_id)
-        grant = rewards.transition_grant(self.tenant, self.grant_id, to="FAILED", reason=reason)
+            rewards.cancel(self.caller, self.grant_id)
+        grant = rewards.transition_grant(self.caller, self.grant_id, to="FAILED", reason=reason)
         self._release_frequencies()
         metrics.add_metric(name="GrantsFailed", unit="Count", value=1)
         logger.info("grant failed", extra={"grant_id": self.grant_id, "reason": reason})

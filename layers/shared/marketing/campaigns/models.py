@@ -237,6 +237,7 @@ class CampaignTask(BaseModel):
 
 class TriggerIn(BaseModel):
     tenant_id: str | None = Field(default=None, description="optional; must be the caller's own tenant")
+    app_id: str | None = Field(default=None, description="optional; must be the caller's own app")
     event_type: EventType
     user_id: Identifier
     event_id: Identifier | None = Field(default=None, description="stable id of the fact; repeats are dropped")
@@ -306,7 +307,7 @@ class TaskCompleted(BaseModel):
 
     event_id: str
     tenant_id: str
-    app_id: str = ""
+    app_id: str
     occurred_at: str
     task_id: str
     campaign_id: str

@@ -67,7 +67,7 @@ def create_campaign(caller: Caller, body: CampaignIn) -> Campaign:
     stamp = now_iso()
     campaign = {"campaign_id": new_id(), **_campaign_fields(body), "created_at": stamp, "updated_at": stamp}
     try:
-        dal.create_campaign(caller.tenant_id, campaign)
+        dal.create_campaign(caller.scope, campaign)
     except dal.ConditionFailed as exc:
         raise InvalidInput("audience_id", f"audience {body.audience_id} is unknown") from exc
     metrics.add_metric(name="CampaignsCreated", unit="Count", value=1)
@@ -81,7 +81,7 @@ def _found(item: dict | None, kind: str, item_id: str) -> dict:
 
 
 def _campaign(caller: Caller, campaign_id: str, *, consistent: bool = False) -> dict:
-    return _found(dal.get_campaign(caller.tenant_id, campaign_id, consistent=consistent), "campaign", campaign_id)
+    return _found(dal.get_campaign(caller.scope, campaign_id, consistent=consistent), "campaign", campaign_id)
 
 
 def get_campaign(caller: Caller, campaign_id: str) -> Campaign:
@@ -91,7 +91,7 @@ def get_campaign(caller: Caller, campaign_id: str) -> Campaign:
 
 def list_campaigns(caller: Caller, limit: int, next_token: str | None) -> CampaignPage:
     caller.require(*READERS)
-    items, token = dal.list_campaigns(caller.tenant_id, limit, next_token)
+    items, token = dal.list_campaigns(caller.scope, limit, next_token)
     return CampaignPage(items=[_campaign_out(i) for i in items], next_token=token)
 
 
@@ -104,7 +104,7 @@ def update_campaign(caller: Caller, campaign_id: str, body: CampaignIn) -> Campa
         if current["status"] == "ENDED":
             raise Conflict(f"campaign {campaign_id} has ended and can no longer change")
         try:
-            item = dal.update_campaign(caller.tenant_id, current, {**_campaign_fields(body), "updated_at": now_iso()})
+            item = dal.update_campaign(caller.scope, current, {**_campaign_fields(body), "updated_at": now_iso()})
             return _campaign_out(item)
         except dal.ConditionFailed as exc:
             if exc.reasons and exc.reasons[0] == "None":  # the campaign was fine: the new audience is not
@@ -119,7 +119,7 @@ def delete_campaign(caller: Caller, campaign_id: str) -> None:
         if current.get("task_count", 0) > 0:
             raise Conflict(f"campaign {campaign_id} still has tasks: remove them first")
         try:
-            dal.delete_campaign(caller.tenant_id, campaign_id, current.get("audience_id"))
+            dal.delete_campaign(caller.scope, campaign_id, current.get("audience_id"))
             return
         except dal.ConditionFailed:
             continue
@@ -143,13 +143,13 @@ def create_audience(caller: Caller, body: AudienceIn) -> Audience:
     caller.require(Role.ADMIN)
     stamp = now_iso()
     audience = {"audience_id": new_id(), **_audience_fields(body), "created_at": stamp, "updated_at": stamp}
-    dal.create_audience(caller.tenant_id, audience)
+    dal.create_audience(caller.scope, audience)
     metrics.add_metric(name="AudiencesCreated", unit="Count", value=1)
     return _audience_out(audience)
 
 
 def _audience(caller: Caller, audience_id: str) -> dict:
-    return _found(dal.get_audience(caller.tenant_id, audience_id), "audience", audience_id)
+    return _found(dal.get_audience(caller.scope, audience_id), "audience", audience_id)
 
 
 def get_audience(caller: Caller, audience_id: str) -> Audience:
@@ -159,14 +159,14 @@ def get_audience(caller: Caller, audience_id: str) -> Audience:
 
 def list_audiences(caller: Caller, limit: int, next_token: str | None) -> AudiencePage:
     caller.require(*READERS)
-    items, token = dal.list_audiences(caller.tenant_id, limit, next_token)
+    items, token = dal.list_audiences(caller.scope, limit, next_token)
     return AudiencePage(items=[_audience_out(i) for i in items], next_token=token)
 
 
 def update_audience(caller: Caller, audience_id: str, body: AudienceIn) -> Audience:
     caller.require(Role.ADMIN)
     try:
-        item = dal.update_audience(caller.tenant_id, audience_id, {**_audience_fields(body), "updated_at": now_iso()})
+        item = dal.update_audience(caller.scope, audience_id, {**_audience_fields(body), "updated_at": now_iso()})
     except dal.ConditionFailed as exc:
         raise NotFound(f"audience {audience_id} is unknown") from exc
     return _audience_out(item)
@@ -175,7 +175,7 @@ def update_audience(caller: Caller, audience_id: str, body: AudienceIn) -> Audie
 def delete_audience(caller: Caller, audience_id: str) -> None:
     caller.require(Role.ADMIN)
     try:
-        dal.delete_audience(caller.tenant_id, audience_id)
+        dal.delete_audience(caller.scope, audience_id)
     except dal.ConditionFailed as exc:
         if exc.item is None:
             raise NotFound(f"audience {audience_id} is unknown") from exc
@@ -194,7 +194,7 @@ def match_audience(caller: Caller, audience_id: str, body: AudienceMatchIn) -> A
 def _require_reward(caller: Caller, reward_id: str) -> None:
     from marketing.rewards import api as rewards  # the rewards capability, in the same layer
 
-    if rewards.reward_settings(caller.tenant_id, reward_id) is None:
+    if rewards.reward_settings(caller, reward_id) is None:
         raise InvalidInput("reward_id", f"reward {reward_id} is unknown")
 
 
@@ -214,13 +214,13 @@ def create_task(caller: Caller, body: TaskIn) -> Task:
     _require_reward(caller, body.reward_id)
     stamp = now_iso()
     task = {"task_id": new_id(), **_task_fields(body), "created_at": stamp, "updated_at": stamp}
-    dal.create_task(caller.tenant_id, task)
+    dal.create_task(caller.scope, task)
     metrics.add_metric(name="TasksCreated", unit="Count", value=1)
     return _task_out(task)
 
 
 def _task(caller: Caller, task_id: str) -> dict:
-    return _found(dal.get_task(caller.tenant_id, task_id), "task", task_id)
+    return _found(dal.get_task(caller.scope, task_id), "task", task_id)
 
 
 def get_task(caller: Caller, task_id: str) -> Task:
@@ -230,7 +230,7 @@ def get_task(caller: Caller, task_id: str) -> Task:
 
 def list_tasks(caller: Caller, limit: int, next_token: str | None) -> TaskPage:
     caller.require(*READERS)
-    items, token = dal.list_tasks(caller.tenant_id, limit, next_token)
+    items, token = dal.list_tasks(caller.scope, limit, next_token)
     return TaskPage(items=[_task_out(i) for i in items], next_token=token)
 
 
@@ -238,7 +238,7 @@ def update_task(caller: Caller, task_id: str, body: TaskIn) -> Task:
     caller.require(Role.ADMIN)
     _require_reward(caller, body.reward_id)
     try:
-        item = dal.update_task(caller.tenant_id, task_id, {**_task_fields(body), "updated_at": now_iso()})
+        item = dal.update_task(caller.scope, task_id, {**_task_fields(body), "updated_at": now_iso()})
     except dal.ConditionFailed as exc:
         if exc.item is None:
             raise NotFound(f"task {task_id} is unknown") from exc
@@ -250,7 +250,7 @@ def update_task(caller: Caller, task_id: str, body: TaskIn) -> Task:
 def delete_task(caller: Caller, task_id: str) -> None:
     caller.require(Role.ADMIN)
     try:
-        dal.delete_task(caller.tenant_id, task_id)
+        dal.delete_task(caller.scope, task_id)
     except dal.ConditionFailed as exc:
         if exc.item is None:
             raise NotFound(f"task {task_id} is unknown") from exc
@@ -265,7 +265,7 @@ def link_task(caller: Caller, campaign_id: str, body: CampaignTaskIn) -> tuple[C
     caller.require(Role.ADMIN)
     link = {"campaign_id": campaign_id, "task_id": body.task_id, "created_at": now_iso()}
     try:
-        dal.link(caller.tenant_id, campaign_id, body.task_id, link["created_at"])
+        dal.link(caller.scope, campaign_id, body.task_id, link["created_at"])
         return CampaignTask(**link), True
     except dal.ConditionFailed as exc:
         reasons = exc.reasons
@@ -273,14 +273,14 @@ def link_task(caller: Caller, campaign_id: str, body: CampaignTaskIn) -> tuple[C
             raise NotFound(f"campaign {campaign_id} is unknown") from exc
         if reasons[2] == "ConditionalCheckFailed":
             raise InvalidInput("task_id", f"task {body.task_id} is unknown") from exc
-        existing = dal.get_link(caller.tenant_id, campaign_id, body.task_id)
+        existing = dal.get_link(caller.scope, campaign_id, body.task_id)
         return CampaignTask(**existing), False
 
 
 def unlink_task(caller: Caller, campaign_id: str, task_id: str) -> None:
     caller.require(Role.ADMIN)
     try:
-        dal.unlink(caller.tenant_id, campaign_id, task_id)
+        dal.unlink(caller.scope, campaign_id, task_id)
     except dal.ConditionFailed as exc:
         raise NotFound(f"task {task_id} is not in campaign {campaign_id}") from exc
 
@@ -288,8 +288,8 @@ def unlink_task(caller: Caller, campaign_id: str, task_id: str) -> None:
 def campaign_tasks(caller: Caller, campaign_id: str, limit: int, next_token: str | None) -> TaskPage:
     caller.require(*READERS)
     _campaign(caller, campaign_id)
-    links, token = dal.list_links(caller.tenant_id, campaign_id, limit, next_token)
-    tasks = dal.get_tasks(caller.tenant_id, [link["task_id"] for link in links]) if links else []
+    links, token = dal.list_links(caller.scope, campaign_id, limit, next_token)
+    tasks = dal.get_tasks(caller.scope, [link["task_id"] for link in links]) if links else []
     return TaskPage(items=sorted((_task_out(t) for t in tasks), key=lambda t: t.task_id), next_token=token)
 
 
@@ -317,7 +317,7 @@ def completion_logs(caller: Caller, task_id: str | None, user_id: str | None, li
         caller.require(*READERS)
         if not task_id:
             raise InvalidInput("task_id", "give task_id, user_id or both")
-    items, token = dal.list_logs(caller.tenant_id, task_id=task_id, user_id=user_id, limit=limit,
+    items, token = dal.list_logs(caller.scope, task_id=task_id, user_id=user_id, limit=limit,
                                  next_token=next_token)
     return CompletionLogPage(items=[CompletionLog(**{k: v for k, v in i.items() if k in CompletionLog.model_fields})
                                     for i in items], next_token=token)
@@ -326,7 +326,7 @@ def completion_logs(caller: Caller, task_id: str | None, user_id: str | None, li
 def completion_stats(caller: Caller, task_id: str) -> CompletionStats:
     caller.require(*READERS)
     _task(caller, task_id)
-    stats = dal.get_stats(caller.tenant_id, task_id)
+    stats = dal.get_stats(caller.scope, task_id)
     return CompletionStats(task_id=task_id, total_completions=stats.get("total_completions", 0),
                            unique_users=stats.get("unique_users", 0))
 
@@ -335,11 +335,11 @@ def user_tasks(caller: Caller, user_id: str) -> UserTasks:
     """The user's progress on every task live for them now (TAG audiences are decided when an event
     carries the user's attributes, so they are shown here)."""
     caller.require_user_access(user_id)
-    tasks = dal.all_tasks(caller.tenant_id)
-    campaigns = dal.get_campaigns(caller.tenant_id, {c for t in tasks for c in t["campaign_ids"]})
+    tasks = dal.all_tasks(caller.scope)
+    campaigns = dal.get_campaigns(caller.scope, {c for t in tasks for c in t["campaign_ids"]})
     wanted = audience_ids_of(campaigns)
-    audiences = dal.get_audiences(caller.tenant_id, wanted) if wanted else {}
-    progress = dal.user_progress(caller.tenant_id, user_id)
+    audiences = dal.get_audiences(caller.scope, wanted) if wanted else {}
+    progress = dal.user_progress(caller.scope, user_id)
     moment, items = now(), []
     for task in tasks:
         campaign = live_campaign(task, campaigns, audiences, user_id, None, moment)

@@ -36,9 +36,10 @@ from marketing.core.identity import Caller, caller_from_claims
 from marketing.core.observability import logger, metrics, tracer
 
 IDEMPOTENCY_HEADER = "idempotency-key"
-# The key is scoped to tenant, caller and route, so one tenant's key can never replay another's answer.
+# The key is scoped to tenant, app, caller and route, so one tenant's (or app's) key never replays another's answer.
 _IDEMPOTENCY_KEY_PATH = (
-    "[requestContext.authorizer.jwt.claims.tenant_id, requestContext.authorizer.jwt.claims.sub, "
+    "[requestContext.authorizer.jwt.claims.tenant_id, requestContext.authorizer.jwt.claims.app_id, "
+    "requestContext.authorizer.jwt.claims.sub, "
     f'requestContext.routeKey, rawPath, headers."{IDEMPOTENCY_HEADER}"]'
 )
 
@@ -84,19 +85,20 @@ def build_resolver() -> APIGatewayHttpResolver:
 
 
 def caller(app: APIGatewayHttpResolver) -> Caller:
-    """The verified caller of the request being resolved; refuses a request naming another tenant."""
+    """The verified caller of the request being resolved; refuses a request naming another tenant or app."""
     event = app.current_event
     who = caller_from_claims(event.request_context.authorizer.jwt_claim)
-    named = [(event.query_string_parameters or {}).get("tenant_id")]
+    named = [event.query_string_parameters or {}]
     if event.body:  # checked even when the query names the caller's tenant: both must
         try:
             body = event.json_body
         except ValueError:
             body = None  # validation answers for a malformed body
         if isinstance(body, dict):
-            named.append(body.get("tenant_id"))
-    if any(n is not None and str(n) != who.tenant_id for n in named):
-        raise Forbidden("the request names another tenant")
+            named.append(body)
+    for field, mine in (("tenant_id", who.tenant_id), ("app_id", who.app_id)):
+        if any(where.get(field) is not None and str(where[field]) != mine for where in named):
+            raise Forbidden(f"the request names another {field.removesuffix('_id')}")
     return who
 
 

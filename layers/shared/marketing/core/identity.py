@@ -1,19 +1,31 @@
 """Who is calling: read only from the claims the JWT authorizer verified, never from the request body.
 
 Roles: `admin` (operators of a tenant), `service` (the tenant's back ends), `user` (an end user, who may act
-only on their own user id). Every key the data-access modules build starts with the caller's tenant, so a
-caller can never reach another tenant's items.
+only on their own user id). Every resource belongs to a (tenant, app): the tenant is the customer, the
+app one of its apps. Every key the data-access modules build starts with the caller's `scope`
+(`T#{tenant}#A#{app}#...`), so a caller never reaches another tenant's items, nor another app's of its own
+tenant.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from marketing.core.errors import Forbidden, Unauthorized
+from marketing.core.types import ID_CHARS
+
+_ID = re.compile(rf"{ID_CHARS}{{1,128}}")  # what core.types.Identifier accepts: no `#`, so keys stay unambiguous
+
+
+def scope_of(tenant_id: str, app_id: str) -> str:
+    """The one definition of the key scope: every partition key is `T#{scope}#...`. Consumers that act for a
+    (tenant, app) of an event or a message build it here too."""
+    return f"{tenant_id}#A#{app_id}"
 
 
 class Role(StrEnum):
@@ -28,6 +40,11 @@ class Caller:
     tenant_id: str
     app_id: str
     roles: frozenset[Role]
+
+    @property
+    def scope(self) -> str:
+        """What the data-access modules key by: the tenant and the app (see `scope_of`)."""
+        return scope_of(self.tenant_id, self.app_id)
 
     @property
     def is_staff(self) -> bool:
@@ -65,12 +82,18 @@ def parse_roles(raw: Any) -> frozenset[Role]:
     return frozenset(Role(n) for n in names if n in Role._value2member_map_)
 
 
+def is_identifier(value: Any) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
 def caller_from_claims(claims: Mapping[str, Any] | None) -> Caller:
+    """The caller of verified claims. A token without a subject, or without a valid tenant or app (ids of
+    `core.types.ID_CHARS`, which end up inside keys), is refused: nothing can be scoped without them."""
     claims = claims or {}
-    sub, tenant_id = claims.get("sub"), claims.get("tenant_id")
-    if not sub or not tenant_id:
-        raise Unauthorized("the token carries no subject or tenant")
+    sub, tenant_id, app_id = claims.get("sub"), claims.get("tenant_id"), claims.get("app_id")
+    if not sub or not is_identifier(tenant_id) or not is_identifier(app_id):
+        raise Unauthorized("the token carries no subject, or no valid tenant or app")
     roles = parse_roles(claims.get("roles"))
     if not roles:
         raise Forbidden("the token carries no known role")
-    return Caller(sub=str(sub), tenant_id=str(tenant_id), app_id=str(claims.get("app_id") or ""), roles=roles)
+    return Caller(sub=str(sub), tenant_id=tenant_id, app_id=app_id, roles=roles)

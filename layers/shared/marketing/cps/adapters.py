@@ -3,7 +3,8 @@ the platform's records into `OrderIn`, and the pull feeds them into the same ing
 
 The scheduled pull reads its sources from `CPS_PULL_SOURCES` (JSON) if set, else in Lambda from the SSM
 parameter named by `CPS_PULL_SOURCES_PARAMETER` (the template's `CpsPullSourcesParameter`, cached 5 minutes).
-A pull source is a JSON object: `{"tenant_id", "platform", "adapter": "json" | "fake", ...}`.
+A pull source is a JSON object: `{"tenant_id", "app_id", "platform", "adapter": "json" | "fake", ...}`: the
+app whose orders they are.
 - `json`: `GET {url}?since=...&until=...[&cursor=...]` answering `{"orders": [...], "next_cursor": ...}`;
   `fields` renames the platform's keys to ours (`{"order_id": "orderNo", ...}`), `token` is sent as a
   bearer token.

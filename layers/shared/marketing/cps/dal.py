@@ -1,12 +1,15 @@
 """DynamoDB access for CPS. Keys (see docs/data-model.md):
 
-    settings           pk T#{t}#CPS                        sk SETTINGS
-    affiliate          pk T#{t}#AFF#{user}                 sk PROFILE      (inviter, upline, pid, invite code)
-    pid → affiliate    pk T#{t}#CPSPID#{pid}               sk PID          (user, upline: one read per order)
-    downline relation  pk T#{t}#AFF#{ancestor}             sk DOWN#{level:02d}#{user}
-    order              pk T#{t}#CPSORDER#{platform}#{id}   sk ORDER        gsi1 T#{t}#CPSDAY#{date} / {platform}#{id}
-    ledger entry       pk T#{t}#AFF#{user}                 sk CPSL#{recorded_at}#{platform}#{id}#{version}#{kind}
-                       gsi1 T#{t}#AFF#{user}#CPSL#{status} / {recorded_at}#{platform}#{id}#{version}#{kind}
+    settings           pk T#{s}#CPS                        sk SETTINGS
+    affiliate          pk T#{s}#AFF#{user}                 sk PROFILE      (inviter, upline, pid, invite code)
+    pid → affiliate    pk T#{s}#CPSPID#{pid}               sk PID          (user, upline: one read per order)
+    downline relation  pk T#{s}#AFF#{ancestor}             sk DOWN#{level:02d}#{user}
+    order              pk T#{s}#CPSORDER#{platform}#{id}   sk ORDER        gsi1 T#{s}#CPSDAY#{date} / {platform}#{id}
+    ledger entry       pk T#{s}#AFF#{user}                 sk CPSL#{recorded_at}#{platform}#{id}#{version}#{kind}
+                       gsi1 T#{s}#AFF#{user}#CPSL#{status} / {recorded_at}#{platform}#{id}#{version}#{kind}
+
+`{s}` is the scope of the caller, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item
+belongs to one app of one tenant.
 """
 
 from __future__ import annotations
@@ -38,16 +41,16 @@ class StaleOrder(Exception):
 _strip = dynamo.entity
 
 
-def _aff_pk(tenant: str, user_id: str) -> str:
-    return f"T#{tenant}#AFF#{user_id}"
+def _aff_pk(scope: str, user_id: str) -> str:
+    return f"T#{scope}#AFF#{user_id}"
 
 
-def _pid_pk(tenant: str, pid: str) -> str:
-    return f"T#{tenant}#CPSPID#{pid}"
+def _pid_pk(scope: str, pid: str) -> str:
+    return f"T#{scope}#CPSPID#{pid}"
 
 
-def _order_pk(tenant: str, platform: str, order_id: str) -> str:
-    return f"T#{tenant}#CPSORDER#{platform}#{order_id}"
+def _order_pk(scope: str, platform: str, order_id: str) -> str:
+    return f"T#{scope}#CPSORDER#{platform}#{order_id}"
 
 
 def _get(pk: str, sk: str, *, consistent: bool = False) -> dict | None:
@@ -56,48 +59,48 @@ def _get(pk: str, sk: str, *, consistent: bool = False) -> dict | None:
 
 # --- settings -------------------------------------------------------------------------------------------
 
-def _settings_key(tenant: str) -> dict[str, str]:
-    return {"pk": f"T#{tenant}#CPS", "sk": "SETTINGS"}
+def _settings_key(scope: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#CPS", "sk": "SETTINGS"}
 
 
-def get_settings(tenant: str) -> dict | None:
-    return _get(**_settings_key(tenant))
+def get_settings(scope: str) -> dict | None:
+    return _get(**_settings_key(scope))
 
 
-def put_settings(tenant: str, settings: dict[str, Any]) -> None:
-    dynamo.table().put_item(Item={**_settings_key(tenant), **settings})
+def put_settings(scope: str, settings: dict[str, Any]) -> None:
+    dynamo.table().put_item(Item={**_settings_key(scope), **settings})
 
 
 # --- affiliates -----------------------------------------------------------------------------------------
 
-def get_affiliate(tenant: str, user_id: str, *, consistent: bool = False) -> dict | None:
-    return _get(_aff_pk(tenant, user_id), "PROFILE", consistent=consistent)
+def get_affiliate(scope: str, user_id: str, *, consistent: bool = False) -> dict | None:
+    return _get(_aff_pk(scope, user_id), "PROFILE", consistent=consistent)
 
 
-def get_settings_and_pid_owner(tenant: str, pid: str) -> tuple[dict | None, dict | None]:
-    """The tenant's settings and the pid's owner (user, upline), in one BatchGetItem: what fixing the shares
+def get_settings_and_pid_owner(scope: str, pid: str) -> tuple[dict | None, dict | None]:
+    """The settings and the pid's owner (user, upline), in one BatchGetItem: what fixing the shares
     of a paid order needs."""
-    settings_key, pid_key = _settings_key(tenant), {"pk": _pid_pk(tenant, pid), "sk": "PID"}
+    settings_key, pid_key = _settings_key(scope), {"pk": _pid_pk(scope, pid), "sk": "PID"}
     found = {item["pk"]: _strip(item) for item in dynamo.batch_get([settings_key, pid_key])}
     return found.get(settings_key["pk"]), found.get(pid_key["pk"])
 
 
-def register(tenant: str, profile: dict[str, Any]) -> None:
+def register(scope: str, profile: dict[str, Any]) -> None:
     """The affiliate, its pid and one downline relation per upline level, in one transaction; the inviter
     must be an affiliate at that moment. The profile's `upline` lists levels 1..N (inviter first)."""
     user = profile["user_id"]
     actions: list[dict[str, Any]] = [
-        {"Put": {"Item": {"pk": _aff_pk(tenant, user), "sk": "PROFILE", **profile},
+        {"Put": {"Item": {"pk": _aff_pk(scope, user), "sk": "PROFILE", **profile},
                  "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Put": {"Item": {"pk": _pid_pk(tenant, profile["pid"]), "sk": "PID", "user_id": user,
+        {"Put": {"Item": {"pk": _pid_pk(scope, profile["pid"]), "sk": "PID", "user_id": user,
                           "upline": profile["upline"]},
                  "ConditionExpression": "attribute_not_exists(pk)"}},
     ]
     if profile.get("inviter_id"):
-        actions.append({"ConditionCheck": {"Key": {"pk": _aff_pk(tenant, profile["inviter_id"]), "sk": "PROFILE"},
+        actions.append({"ConditionCheck": {"Key": {"pk": _aff_pk(scope, profile["inviter_id"]), "sk": "PROFILE"},
                                            "ConditionExpression": "attribute_exists(pk)"}})
     for level, ancestor in enumerate(profile["upline"], start=1):
-        actions.append({"Put": {"Item": {"pk": _aff_pk(tenant, ancestor), "sk": f"DOWN#{level:02d}#{user}",
+        actions.append({"Put": {"Item": {"pk": _aff_pk(scope, ancestor), "sk": f"DOWN#{level:02d}#{user}",
                                          "user_id": user, "level": level, "created_at": profile["created_at"]},
                                 "ConditionExpression": "attribute_not_exists(pk)"}})
     try:
@@ -113,35 +116,35 @@ def register(tenant: str, profile: dict[str, Any]) -> None:
         raise
 
 
-def list_downline(tenant: str, user_id: str, level: int, limit: int,
+def list_downline(scope: str, user_id: str, level: int, limit: int,
                   next_token: str | None) -> tuple[list[dict], str | None]:
     items, token = pagination.query_page(
-        dynamo.table(), partition={"pk": _aff_pk(tenant, user_id)}, sort_prefix=("sk", f"DOWN#{level:02d}#"),
+        dynamo.table(), partition={"pk": _aff_pk(scope, user_id)}, sort_prefix=("sk", f"DOWN#{level:02d}#"),
         limit=limit, next_token=next_token)
     return [_strip(i) for i in items], token
 
 
 # --- orders and the ledger -------------------------------------------------------------------------------
 
-def get_order(tenant: str, platform: str, order_id: str) -> dict | None:
-    return _get(_order_pk(tenant, platform, order_id), "ORDER", consistent=True)
+def get_order(scope: str, platform: str, order_id: str) -> dict | None:
+    return _get(_order_pk(scope, platform, order_id), "ORDER", consistent=True)
 
 
-def save_order(tenant: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]]) -> None:
+def save_order(scope: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]]) -> None:
     """The order at `expected_version + 1` and the ledger entries of this change: all or nothing, and
     only if nobody saved the order since it was read (optimistic lock on `version`)."""
     platform, order_id, version = order["platform"], order["order_id"], order["version"]
     condition = {"ConditionExpression": "attribute_not_exists(pk)"} if expected_version == 0 else {
         "ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
         "ExpressionAttributeValues": {":v": expected_version}}
-    item = {"pk": _order_pk(tenant, platform, order_id), "sk": "ORDER",
-            "gsi1pk": f"T#{tenant}#CPSDAY#{order['day']}", "gsi1sk": f"{platform}#{order_id}", **order}
+    item = {"pk": _order_pk(scope, platform, order_id), "sk": "ORDER",
+            "gsi1pk": f"T#{scope}#CPSDAY#{order['day']}", "gsi1sk": f"{platform}#{order_id}", **order}
     actions: list[dict[str, Any]] = [{"Put": {"Item": item, **condition}}]
     for entry in entries:
         suffix = f"{entry['recorded_at']}#{platform}#{order_id}#{version}#{entry['kind']}"
         actions.append({"Put": {"Item": {
-            "pk": _aff_pk(tenant, entry["user_id"]), "sk": f"CPSL#{suffix}",
-            "gsi1pk": f"{_aff_pk(tenant, entry['user_id'])}#CPSL#{entry['status']}", "gsi1sk": suffix,
+            "pk": _aff_pk(scope, entry["user_id"]), "sk": f"CPSL#{suffix}",
+            "gsi1pk": f"{_aff_pk(scope, entry['user_id'])}#CPSL#{entry['status']}", "gsi1sk": suffix,
             **{k: v for k, v in entry.items() if v is not None}},
             "ConditionExpression": "attribute_not_exists(pk)"}})
     try:
@@ -153,11 +156,11 @@ def save_order(tenant: str, order: dict[str, Any], expected_version: int, entrie
         raise
 
 
-def clear_outbox(tenant: str, platform: str, order_id: str, version: int) -> None:
+def clear_outbox(scope: str, platform: str, order_id: str, version: int) -> None:
     """Forget published events, unless the order moved on (its writer publishes them again: harmless)."""
     try:
         dynamo.table().update_item(
-            Key={"pk": _order_pk(tenant, platform, order_id), "sk": "ORDER"}, UpdateExpression="REMOVE outbox",
+            Key={"pk": _order_pk(scope, platform, order_id), "sk": "ORDER"}, UpdateExpression="REMOVE outbox",
             ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
             ExpressionAttributeValues={":v": version})
     except ClientError as exc:
@@ -165,15 +168,15 @@ def clear_outbox(tenant: str, platform: str, order_id: str, version: int) -> Non
             raise
 
 
-def list_entries(tenant: str, user_id: str, status: str | None, limit: int,
+def list_entries(scope: str, user_id: str, status: str | None, limit: int,
                  next_token: str | None) -> tuple[list[dict], str | None]:
     if status:
         items, token = pagination.query_page(
-            dynamo.table(), partition={"gsi1pk": f"{_aff_pk(tenant, user_id)}#CPSL#{status}"}, index="gsi1",
+            dynamo.table(), partition={"gsi1pk": f"{_aff_pk(scope, user_id)}#CPSL#{status}"}, index="gsi1",
             limit=limit, next_token=next_token, newest_first=True)
     else:
         items, token = pagination.query_page(
-            dynamo.table(), partition={"pk": _aff_pk(tenant, user_id)}, sort_prefix=("sk", "CPSL#"),
+            dynamo.table(), partition={"pk": _aff_pk(scope, user_id)}, sort_prefix=("sk", "CPSL#"),
             limit=limit, next_token=next_token, newest_first=True)
     return [_strip(i) for i in items], token
 
@@ -182,14 +185,14 @@ def _query_all(**kwargs: Any) -> list[dict]:
     return [_strip(i) for i in dynamo.query_all(**kwargs)]
 
 
-def all_entries(tenant: str, user_id: str) -> list[dict]:
-    return _query_all(KeyConditionExpression=Key("pk").eq(_aff_pk(tenant, user_id)) & Key("sk").begins_with("CPSL#"))
+def all_entries(scope: str, user_id: str) -> list[dict]:
+    return _query_all(KeyConditionExpression=Key("pk").eq(_aff_pk(scope, user_id)) & Key("sk").begins_with("CPSL#"))
 
 
-def orders_of_day(tenant: str, day: str, platform: str | None = None) -> list[dict]:
+def orders_of_day(scope: str, day: str, platform: str | None = None) -> list[dict]:
     """A day's orders, of one platform if given: its sort-key prefix (platforms hold no `#`), so DynamoDB
     reads only that platform's orders and every page's `LastEvaluatedKey` stays inside the prefix."""
-    key = Key("gsi1pk").eq(f"T#{tenant}#CPSDAY#{day}")
+    key = Key("gsi1pk").eq(f"T#{scope}#CPSDAY#{day}")
     if platform:
         key = key & Key("gsi1sk").begins_with(f"{platform}#")
     return _query_all(IndexName="gsi1", KeyConditionExpression=key)

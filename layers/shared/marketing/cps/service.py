@@ -1,6 +1,6 @@
 """Use cases of CPS distribution: affiliates and their invite chain, order ingestion (webhook and pull),
 the commission ledger and its queries. API functions pass the verified caller first; webhooks and pulls
-act as the platform inside the tenant their signature or configuration names."""
+act as the platform inside the tenant and app their signed URL or configuration names."""
 
 from __future__ import annotations
 
@@ -47,35 +47,35 @@ _SAVE_ATTEMPTS = 10
 PULL_LOOKBACK = timedelta(hours=2)  # pulls overlap: a repeat of an order is harmless
 
 
-def platform_caller(tenant_id: str, platform: str) -> Caller:
-    """Who acts for a platform's webhook or pull: a service inside the tenant the platform is bound to."""
-    return Caller(sub=f"cps:{platform}", tenant_id=tenant_id, app_id="", roles=frozenset({Role.SERVICE}))
+def platform_caller(tenant_id: str, app_id: str, platform: str) -> Caller:
+    """Who acts for a platform's webhook or pull: a service inside the tenant and app the platform is bound to."""
+    return Caller(sub=f"cps:{platform}", tenant_id=tenant_id, app_id=app_id, roles=frozenset({Role.SERVICE}))
 
 
 # --- settings ---------------------------------------------------------------------------------------------
 
-def settings_of(tenant_id: str) -> Settings:
-    stored = dal.get_settings(tenant_id)
+def settings_of(scope: str) -> Settings:
+    stored = dal.get_settings(scope)
     return Settings(**stored) if stored else Settings()
 
 
 def get_settings(caller: Caller) -> Settings:
     caller.require(Role.ADMIN, Role.SERVICE)
-    return settings_of(caller.tenant_id)
+    return settings_of(caller.scope)
 
 
 def configure(caller: Caller, body: SettingsIn) -> Settings:
     """New rates and levels apply to orders paid from now on; orders paid earlier keep their shares."""
     caller.require(Role.ADMIN)
     settings = Settings(**body.model_dump(), updated_at=now_iso())
-    dal.put_settings(caller.tenant_id, settings.model_dump())
+    dal.put_settings(caller.scope, settings.model_dump())
     return settings
 
 
 # --- affiliates ---------------------------------------------------------------------------------------------
 
 def _affiliate(caller: Caller, profile: dict) -> Affiliate:
-    url = tracking.share_url(profile["invite_code"])
+    url = tracking.share_url(caller, profile["invite_code"])
     return Affiliate(user_id=profile["user_id"], inviter_id=profile.get("inviter_id"),
                      invite_code=profile["invite_code"], invite_url=url, qrcode_svg=tracking.qr_svg(url),
                      pid=profile["pid"], created_at=profile["created_at"])
@@ -95,7 +95,7 @@ def _refuse_new_inviter(caller: Caller, profile: dict, inviter_id: str) -> None:
         return
     if inviter_id == user:
         raise Conflict("a user cannot invite themselves", code="SELF_INVITE")
-    inviter = dal.get_affiliate(caller.tenant_id, inviter_id)
+    inviter = dal.get_affiliate(caller.scope, inviter_id)
     if inviter and user in inviter.get("upline", []):
         raise Conflict(f"{inviter_id} is in the downline of {user}: the invitation would make a cycle", code="CYCLE")
     raise Conflict(f"the inviter of {user} is set at registration and never changes", code="INVITER_FIXED")
@@ -108,9 +108,9 @@ def register(caller: Caller, body: AffiliateIn) -> tuple[Affiliate, bool]:
     inviter is an affiliate. A new user has no downline, so no invitation can close a cycle; a registered
     user's inviter never changes. Concurrent registrations of one user: one wins, the others read it."""
     caller.require_user_access(body.user_id)
-    tenant, user = caller.tenant_id, body.user_id
+    scope, user = caller.scope, body.user_id
     inviter_id = _inviter_of(caller, body.invite_code) if body.invite_code else None
-    existing = dal.get_affiliate(tenant, user)
+    existing = dal.get_affiliate(scope, user)
     if existing:
         if inviter_id is not None:
             _refuse_new_inviter(caller, existing, inviter_id)
@@ -119,24 +119,24 @@ def register(caller: Caller, body: AffiliateIn) -> tuple[Affiliate, bool]:
         raise Conflict("a user cannot invite themselves", code="SELF_INVITE")
     upline: list[str] = []
     if inviter_id:
-        inviter = dal.get_affiliate(tenant, inviter_id)
+        inviter = dal.get_affiliate(scope, inviter_id)
         if inviter is None:
             raise InvalidInput("invite_code", f"the owner of invite code {body.invite_code} is not an affiliate")
         # An affiliate's upline never changes once written, so this read cannot go stale.
-        upline = ([inviter_id] + inviter.get("upline", []))[:settings_of(tenant).levels]
+        upline = ([inviter_id] + inviter.get("upline", []))[:settings_of(scope).levels]
     code = tracking.get_or_create_promo(caller, user, NEW_USER).promcode
     for _ in range(_PID_ATTEMPTS):
         profile = {"user_id": user, "inviter_id": inviter_id, "upline": upline, "invite_code": code,
                    "pid": random_code(PID_LENGTH), "created_at": now_iso()}
         try:
-            dal.register(tenant, {k: v for k, v in profile.items() if v is not None})
+            dal.register(scope, {k: v for k, v in profile.items() if v is not None})
         except dal.PidTaken:
             continue
         except dal.InviterMissing as exc:
             raise InvalidInput("invite_code", f"the owner of invite code {body.invite_code} is not an affiliate") \
                 from exc
         except dal.AlreadyRegistered:
-            winner = dal.get_affiliate(tenant, user, consistent=True)
+            winner = dal.get_affiliate(scope, user, consistent=True)
             if inviter_id is not None:
                 _refuse_new_inviter(caller, winner, inviter_id)
             return _affiliate(caller, winner), False
@@ -147,7 +147,7 @@ def register(caller: Caller, body: AffiliateIn) -> tuple[Affiliate, bool]:
 
 def _profile(caller: Caller, user_id: str) -> dict:
     caller.require_user_access(user_id)
-    profile = dal.get_affiliate(caller.tenant_id, user_id)
+    profile = dal.get_affiliate(caller.scope, user_id)
     if profile is None:
         raise NotFound(f"{user_id} is not an affiliate")
     return profile
@@ -159,7 +159,7 @@ def get_affiliate(caller: Caller, user_id: str) -> Affiliate:
 
 def downline(caller: Caller, user_id: str, level: int, limit: int, next_token: str | None) -> RelationPage:
     caller.require_user_access(user_id)
-    items, token = dal.list_downline(caller.tenant_id, user_id, level, limit, next_token)
+    items, token = dal.list_downline(caller.scope, user_id, level, limit, next_token)
     return RelationPage(items=[Relation(**i) for i in items], next_token=token)
 
 
@@ -171,16 +171,18 @@ def upline(caller: Caller, user_id: str) -> Upline:
 
 # --- orders: one ingestion path for webhooks and pulls ------------------------------------------------------
 
-def ingest_webhook(tenant_id: str, platform: str, headers: dict[str, str], raw_body: bytes) -> Ingested:
-    """A platform's signed order update. The signature is checked before anything is read or written."""
-    if not signing.verify(tenant_id, platform, raw_body, headers.get("x-timestamp"), headers.get("x-signature")):
+def ingest_webhook(tenant_id: str, app_id: str, platform: str, headers: dict[str, str], raw_body: bytes) -> Ingested:
+    """A platform's signed order update. The signature, made with the key of this very tenant, app and platform,
+    is checked before anything is read or written."""
+    if not signing.verify(tenant_id, app_id, platform, raw_body, headers.get("x-timestamp"),
+                          headers.get("x-signature")):
         metrics.add_metric(name="CpsWebhookRejected", unit="Count", value=1)
         raise Unauthorized("missing, wrong or stale webhook signature")
     try:
         order = OrderIn.model_validate_json(raw_body)
     except ValidationError as exc:
         raise ValidationFailed.of(exc.errors(), prefix=("body",)) from exc
-    return ingest(platform_caller(tenant_id, platform), platform, order, via="webhook")
+    return ingest(platform_caller(tenant_id, app_id, platform), platform, order, via="webhook")
 
 
 def _progress(order: dict | None) -> Progress:
@@ -197,10 +199,10 @@ def _ledger(order: dict | None) -> Ledger:
                   reversed=tuple(order.get("reversed", [])), available_at=order.get("available_at"))
 
 
-def _split_inputs(tenant: str, pid: str) -> tuple[Settings, list[str]]:
-    """What fixing a paid order's shares needs, read in one request: the tenant's settings, and the chain:
-    the promoter (the pid's owner, level 0) and its inviters up to the tenant's levels (it never changes)."""
-    stored, owner = dal.get_settings_and_pid_owner(tenant, pid)
+def _split_inputs(scope: str, pid: str) -> tuple[Settings, list[str]]:
+    """What fixing a paid order's shares needs, read in one request: the app's settings, and the chain:
+    the promoter (the pid's owner, level 0) and its inviters up to the settings' levels (it never changes)."""
+    stored, owner = dal.get_settings_and_pid_owner(scope, pid)
     settings = Settings(**stored) if stored else Settings()
     return settings, [owner["user_id"], *owner.get("upline", [])[:settings.levels]] if owner else []
 
@@ -220,12 +222,12 @@ def _event(detail_type: str, event_id: str, order: dict, occurred_at: str) -> di
 def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingested:
     """Merge one order update into the stored order and append the ledger entries the change adds, in one
     transaction guarded by the order's version. A repeat, or an older status, changes nothing."""
-    tenant, update = caller.tenant_id, Progress.of(order.status, order.refund_price, order.settled_at is not None)
+    scope, update = caller.scope, Progress.of(order.status, order.refund_price, order.settled_at is not None)
     # A lost save fails on the order's version only: the settings and the pid's chain it read are still good.
     # Read on the first attempt that pays (a repeat or a refund reads neither), kept for the retries.
-    split_inputs = cache(lambda pid: _split_inputs(tenant, pid))
+    split_inputs = cache(lambda pid: _split_inputs(scope, pid))
     for _ in range(_SAVE_ATTEMPTS):
-        current = dal.get_order(tenant, platform, order.order_id)
+        current = dal.get_order(scope, platform, order.order_id)
         old, version = _progress(current), (current or {}).get("version", 0)
         base = current or {"platform": platform, "order_id": order.order_id, "pid": order.pid,
                            "buyer_id": order.buyer_id, "pay_price": order.pay_price, "commission": order.commission,
@@ -250,7 +252,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
                             promoter=promoter, hold_days=hold_days)
         entries = [_entry(e, saved, stamp) for e in step.entries]
         try:
-            dal.save_order(tenant, {k: v for k, v in saved.items() if v is not None}, version, entries)
+            dal.save_order(scope, {k: v for k, v in saved.items() if v is not None}, version, entries)
         except dal.StaleOrder:
             continue  # someone saved the order since we read it: merge again on top of theirs
         metrics.add_metric(name="CpsLedgerEntries", unit="Count", value=len(entries))
@@ -302,11 +304,12 @@ def _publish(caller: Caller, order: dict) -> None:
         events.publish(caller, source="cps", detail_type=event["detail_type"], event_id=event["event_id"],
                        occurred_at=event["occurred_at"], detail=event["detail"])
     if outbox:
-        dal.clear_outbox(caller.tenant_id, order["platform"], order["order_id"], order["version"])
+        dal.clear_outbox(caller.scope, order["platform"], order["order_id"], order["version"])
 
 
 class PullSource(BaseModel):
     tenant_id: Identifier
+    app_id: Identifier
     platform: Platform
     adapter: str = "json"
 
@@ -315,7 +318,7 @@ def pull(source: dict[str, Any], *, until: datetime | None = None) -> dict[str, 
     """Pull a platform's recent orders through its adapter into the same ingestion as webhooks. An order the
     platform reports in a shape we cannot read is logged and skipped; the others go on."""
     where = PullSource.model_validate(source)
-    caller = platform_caller(where.tenant_id, where.platform)
+    caller = platform_caller(where.tenant_id, where.app_id, where.platform)
     until = until or now()
     counts = {"pulled": 0, "changed": 0, "rejected": 0}
     for raw in adapter_for(source).fetch(until - PULL_LOOKBACK, until):
@@ -333,7 +336,7 @@ def pull(source: dict[str, Any], *, until: datetime | None = None) -> dict[str, 
 
 def get_order(caller: Caller, platform: str, order_id: str) -> OrderState:
     caller.require(Role.ADMIN, Role.SERVICE)
-    order = dal.get_order(caller.tenant_id, platform, order_id)
+    order = dal.get_order(caller.scope, platform, order_id)
     if order is None:
         raise NotFound(f"order {platform}/{order_id} is unknown")
     return OrderState(**order)
@@ -344,7 +347,7 @@ def get_order(caller: Caller, platform: str, order_id: str) -> OrderState:
 def commissions(caller: Caller, user_id: str, status: str | None, limit: int,
                 next_token: str | None) -> CommissionPage:
     caller.require_user_access(user_id)
-    items, token = dal.list_entries(caller.tenant_id, user_id, status, limit, next_token)
+    items, token = dal.list_entries(caller.scope, user_id, status, limit, next_token)
     return CommissionPage(items=[CommissionEntry(**i) for i in items], next_token=token)
 
 
@@ -352,7 +355,7 @@ def earnings(caller: Caller, user_id: str) -> Earnings:
     """The sum of the distributor's ledger entries, split by where the money sits now."""
     caller.require_user_access(user_id)
     entries = [Entry(EntryKind(i["kind"]), i["level"], i["user_id"], i["amount"], i.get("available_at"))
-               for i in dal.all_entries(caller.tenant_id, user_id)]
+               for i in dal.all_entries(caller.scope, user_id)]
     total = commission.balance(entries, now_iso())
     return Earnings(user_id=user_id, pending=total.pending, available=total.available, reversed=total.reversed,
                     by_level={str(k): v for k, v in sorted(total.by_level.items())})
@@ -362,7 +365,7 @@ def reconciliation(caller: Caller, day: str, platform: str | None) -> Reconcilia
     """The orders of a day (paid that day, or first seen that day if unpaid) by how they reached us: a
     platform's webhooks and its pulls should see the same orders; what only one saw needs a look."""
     caller.require(Role.ADMIN, Role.SERVICE)
-    orders = dal.orders_of_day(caller.tenant_id, day, platform)
+    orders = dal.orders_of_day(caller.scope, day, platform)
     name = (lambda o: o["order_id"]) if platform else (lambda o: f"{o['platform']}/{o['order_id']}")
     return Reconciliation(
         date=day, platform=platform, orders=len(orders),

@@ -1,81 +1,78 @@
-"""The in-process contract other capabilities (the campaign engine's grant pipeline) call: tenant id first,
+"""The in-process contract other capabilities (the campaign engine's grant pipeline) call: the caller first,
 plain dicts out, domain errors from marketing.core.errors (subclasses in marketing.rewards.errors).
 
-Calls act with the `service` role of the tenant; events they cause carry the app id `campaigns`."""
+The caller is the one the other capability acts as: the grant pipeline's service caller of the event's tenant
+and app, so every read and write stays in that app, and the events these calls cause carry it."""
 
 from __future__ import annotations
 
-from marketing.core.identity import Caller, Role
+from marketing.core.identity import Caller
 from marketing.rewards import dal, service
 from marketing.rewards.errors import RewardNotFound
 
 
-def _as_service(tenant_id: str) -> Caller:
-    return Caller(sub="campaigns", tenant_id=tenant_id, app_id="campaigns", roles=frozenset({Role.SERVICE}))
-
-
-def get_reward(tenant_id: str, reward_id: str) -> dict | None:
+def get_reward(caller: Caller, reward_id: str) -> dict | None:
     """The reward as the API returns it, None if unknown or deleted."""
     try:
-        return service.get_reward(_as_service(tenant_id), reward_id).model_dump(mode="json")
+        return service.get_reward(caller, reward_id).model_dump(mode="json")
     except RewardNotFound:
         return None
 
 
-def reward_settings(tenant_id: str, reward_id: str) -> dict | None:
+def reward_settings(caller: Caller, reward_id: str) -> dict | None:
     """The reward as `get_reward` answers it but without its stock, for one read instead of two: what the grant
     pipeline acts on (stock is decided by a reservation's conditions, never by a figure read before). None if
     unknown or deleted."""
-    item = dal.get_reward(tenant_id, reward_id)
+    item = dal.get_reward(caller.scope, reward_id)
     return None if item is None else service.reward_view(item, []).model_dump(mode="json", exclude={"stock"})
 
 
-def reserve(tenant_id: str, *, reward_id: str, user_id: str, quantity: int, expire_minutes: int,
+def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expire_minutes: int,
             reservation_id: str) -> dict:
     """A PENDING reservation; idempotent on reservation_id. Raises OutOfStock, RewardNotFound,
     PerUserLimitReached."""
-    reservation, _ = service.reserve(_as_service(tenant_id), reward_id=reward_id, user_id=user_id,
-                                     quantity=quantity, expire_minutes=expire_minutes, reservation_id=reservation_id)
+    reservation, _ = service.reserve(caller, reward_id=reward_id, user_id=user_id, quantity=quantity,
+                                     expire_minutes=expire_minutes, reservation_id=reservation_id)
     return reservation.model_dump(mode="json")
 
 
-def confirm(tenant_id: str, reservation_id: str) -> dict:
+def confirm(caller: Caller, reservation_id: str) -> dict:
     """Safe to repeat; an expired or cancelled reservation raises ReservationClosed (a Conflict)."""
-    return service.confirm(_as_service(tenant_id), reservation_id).model_dump(mode="json")
+    return service.confirm(caller, reservation_id).model_dump(mode="json")
 
 
-def cancel(tenant_id: str, reservation_id: str) -> dict:
+def cancel(caller: Caller, reservation_id: str) -> dict:
     """Safe to repeat; the quantity returns to stock once."""
-    return service.cancel(_as_service(tenant_id), reservation_id).model_dump(mode="json")
+    return service.cancel(caller, reservation_id).model_dump(mode="json")
 
 
-def issue_code(tenant_id: str, *, reward_id: str, user_id: str, campaign_id: str | None, grant_id: str) -> dict:
+def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str | None, grant_id: str) -> dict:
     """A code bound to user_id (from an unexported batch code of the reward, else fresh); idempotent on
     grant_id. Returns {"code", "batch_id", "valid_until"}."""
     from marketing.rewards import redeem
 
-    return redeem.issue_code(_as_service(tenant_id), reward_id=reward_id, user_id=user_id,
-                             campaign_id=campaign_id, grant_id=grant_id).model_dump(mode="json")
+    return redeem.issue_code(caller, reward_id=reward_id, user_id=user_id, campaign_id=campaign_id,
+                             grant_id=grant_id).model_dump(mode="json")
 
 
-def create_grant(tenant_id: str, *, grant_id: str, reward_id: str, user_id: str, status: str,
+def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,
                  task_id: str | None = None, campaign_id: str | None = None,
                  reservation_id: str | None = None, details: dict | None = None) -> dict:
     """Idempotent on grant_id (a repeat returns the existing grant)."""
-    return service.create_grant(_as_service(tenant_id), grant_id=grant_id, reward_id=reward_id, user_id=user_id,
+    return service.create_grant(caller, grant_id=grant_id, reward_id=reward_id, user_id=user_id,
                                 status=status, task_id=task_id, campaign_id=campaign_id,
                                 reservation_id=reservation_id, details=details).model_dump(mode="json")
 
 
-def transition_grant(tenant_id: str, grant_id: str, *, to: str, expected: set[str] | None = None,
+def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
                      reason: str | None = None, details: dict | None = None) -> dict:
     """Conditional on the current status being in `expected` (default: the legal predecessors of `to`);
     raises a Conflict when illegal; a repeat of a transition that happened returns the grant unchanged.
     `to="ROLLED_BACK"` rolls back: the stock and the user's allowance return exactly once."""
-    return service.transition_grant(_as_service(tenant_id), grant_id, to=to, expected=expected, reason=reason,
+    return service.transition_grant(caller, grant_id, to=to, expected=expected, reason=reason,
                                     details=details).model_dump(mode="json")
 
 
-def get_grant(tenant_id: str, grant_id: str) -> dict | None:
-    item = dal.get_grant(tenant_id, grant_id)
+def get_grant(caller: Caller, grant_id: str) -> dict | None:
+    item = dal.get_grant(caller.scope, grant_id)
     return None if item is None else service.Grant(**item).model_dump(mode="json")

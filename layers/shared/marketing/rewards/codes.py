@@ -2,8 +2,8 @@
 by construction.
 
 A code is `[PREFIX-]BODY` + one check character. BODY is a keyed pseudo-random permutation (a Feistel network
-with cycle walking) of a per-tenant sequence number, written in the 31-letter alphabet. Distinct sequence
-numbers give distinct bodies, so a batch needs no conditional write per code; without the tenant's secret
+with cycle walking) of a sequence number per app of a tenant, written in the 31-letter alphabet. Distinct
+sequence numbers give distinct bodies, so a batch needs no conditional write per code; without the app's secret
 key nobody can derive one code from another. The check character (weighted, mod 31) refuses a mistyped code
 without reading the database.
 """
@@ -49,7 +49,7 @@ def mask(code: str) -> str:
 
 
 class CodeMaker:
-    """Turns sequence numbers into codes of one length with one tenant's key: a bijection on [0, 31^length)."""
+    """Turns sequence numbers into codes of one length with one app's key: a bijection on [0, 31^length)."""
 
     def __init__(self, key: bytes, length: int, prefix: str | None = None):
         self.key, self.length, self.prefix = key, length, prefix

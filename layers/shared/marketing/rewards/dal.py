@@ -1,17 +1,20 @@
 """DynamoDB access for rewards. Keys (see docs/data-model.md):
 
-    reward               pk T#{t}#REWARD#{rid}            sk REWARD      gsi1 T#{t}#REWARDS / {created_at}#{rid}
-    stock shard i        pk T#{t}#REWARD#{rid}#STOCK#{i}  sk STOCK       available (limited only), reserved, issued
-    user's allowance     pk T#{t}#REWARD#{rid}#U#{user}   sk LIMIT       taken
-    reservation          pk T#{t}#RES#{id}                sk RES         gsi1 T#{t}#REWARD#{rid}#RES / {created_at}#{id}
-    expiry pointer       pk SWEEP#RES#{n}                 sk {expires_at}#{t}#{id}   (pending reservations only;
+    reward               pk T#{s}#REWARD#{rid}            sk REWARD      gsi1 T#{s}#REWARDS / {created_at}#{rid}
+    stock shard i        pk T#{s}#REWARD#{rid}#STOCK#{i}  sk STOCK       available (limited only), reserved, issued
+    user's allowance     pk T#{s}#REWARD#{rid}#U#{user}   sk LIMIT       taken
+    reservation          pk T#{s}#RES#{id}                sk RES         gsi1 T#{s}#REWARD#{rid}#RES / {created_at}#{id}
+    expiry pointer       pk SWEEP#RES#{n}                 sk {expires_at}#{s}#{id}   (pending reservations only;
                                                                           holds what their release needs)
-    grant                pk T#{t}#GRANT#{gid}             sk GRANT       gsi1 T#{t}#GRANTS / {created_at}#{gid}
-    grant's code         pk T#{t}#GRANT#{gid}             sk CODE
-    code key + sequence  pk T#{t}#CODES                   sk KEY
-    batch                pk T#{t}#BATCH#{bid}             sk BATCH       gsi1 T#{t}#REWARD#{rid}#BATCHES / ...
-    code                 pk T#{t}#CODE#{code}             sk CODE        gsi1 T#{t}#BATCH#{bid}#CODES / {seq}
-    failed redemptions   pk T#{t}#U#{user}#REDEEM         sk FAIL#{window}
+    grant                pk T#{s}#GRANT#{gid}             sk GRANT       gsi1 T#{s}#GRANTS / {created_at}#{gid}
+    grant's code         pk T#{s}#GRANT#{gid}             sk CODE
+    code key + sequence  pk T#{s}#CODES                   sk KEY
+    batch                pk T#{s}#BATCH#{bid}             sk BATCH       gsi1 T#{s}#REWARD#{rid}#BATCHES / ...
+    code                 pk T#{s}#CODE#{code}             sk CODE        gsi1 T#{s}#BATCH#{bid}#CODES / {seq}
+    failed redemptions   pk T#{s}#U#{user}#REDEEM         sk FAIL#{window}
+
+`{s}` is the scope of the caller, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item
+belongs to one app of one tenant.
 """
 
 from __future__ import annotations
@@ -259,7 +262,7 @@ def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited
     ]
     if per_user_limit is not None:
         actions.append(take_allowance(t, r["reward_id"], r["user_id"], r["quantity"], per_user_limit))
-    actions.append({"Put": {"Item": {**sweep_key(t, r["reservation_id"], r["expires_at"]), "tenant_id": t,
+    actions.append({"Put": {"Item": {**sweep_key(t, r["reservation_id"], r["expires_at"]), "scope": t,
                                      **{k: r[k] for k in RELEASE_FIELDS}}}})
     transact(actions)
 
@@ -302,8 +305,8 @@ def release_actions(t: str, r: dict, to: str, now: str, *, only_if_expired: bool
 
 
 def due_reservations(now: str, limit: int = 100) -> list[dict]:
-    """Pointers of pending reservations whose expiry has passed, across tenants (the sweeper's work): each is
-    `tenant_id` and the RELEASE_FIELDS of its reservation, enough for `release`."""
+    """Pointers of pending reservations whose expiry has passed, across tenants and apps (the sweeper's work):
+    each is the `scope` (tenant and app) and the RELEASE_FIELDS of its reservation, enough for `release`."""
     due = []
     for n in range(SWEEP_PARTITIONS):
         answer = dynamo.table().query(KeyConditionExpression=Key("pk").eq(f"SWEEP#RES#{n}") & Key("sk").lte(now),
@@ -391,7 +394,7 @@ def list_grants(t: str, filters: dict[str, str | None], limit: int, next_token: 
 
 # --- code key and sequence ---
 def allocate_codes(t: str, count: int) -> tuple[bytes, int]:
-    """The tenant's code key (made on first use) and the first of `count` fresh sequence numbers: one
+    """The code key of the tenant's app (made on first use) and the first of `count` fresh sequence numbers: one
     atomic update, so concurrent batches never share a number."""
     answer = dynamo.table().update_item(
         Key={"pk": f"T#{t}#CODES", "sk": "KEY"},

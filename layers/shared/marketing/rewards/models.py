@@ -123,8 +123,9 @@ class WebhookDistributor(BaseModel):
     type: Literal["webhook"]
     url: HttpUrl
     secret_name: Identifier | None = Field(
-        default=None, description="the name of one of the tenant's own secrets (never its value): the secret "
-                                  "marketing/{stage}/tenants/{tenant_id}/{secret_name} in Secrets Manager")
+        default=None, description="the name of one of the app's own secrets (never its value): the secret "
+                                  "marketing/{stage}/tenants/{tenant_id}/apps/{app_id}/{secret_name} in Secrets "
+                                  "Manager")
 
 
 class EmailDistributor(BaseModel):

@@ -74,15 +74,15 @@ def _code_record(batch: dict, maker: codes.CodeMaker, seq: int) -> dict:
             "expire_time": batch.get("expire_time")}
 
 
-def _maker(tenant: str, batch: dict, secret: bytes | None = None) -> codes.CodeMaker:
-    return codes.CodeMaker(secret or dal.code_secret(tenant), batch["length"], batch.get("prefix"))
+def _maker(scope: str, batch: dict, secret: bytes | None = None) -> codes.CodeMaker:
+    return codes.CodeMaker(secret or dal.code_secret(scope), batch["length"], batch.get("prefix"))
 
 
 def create_batch(caller: Caller, campaign_id: str, body: BatchIn) -> BatchCreated:
     """Up to 1,000 codes are written before answering (DONE); larger batches are queued in chunks and the
     worker writes them (GENERATING, with progress on the batch)."""
     caller.require(Role.ADMIN)
-    t = caller.tenant_id
+    t = caller.scope
     reward = live_reward(t, body.reward_id)
     secret, start = dal.allocate_codes(t, body.count)
     batch = {"batch_id": new_id(), "campaign_id": campaign_id, "reward_id": body.reward_id, "total": body.count,
@@ -98,39 +98,40 @@ def create_batch(caller: Caller, campaign_id: str, body: BatchIn) -> BatchCreate
         dal.put_batch(t, batch)
     else:
         dal.put_batch(t, batch)
-        files.enqueue([{"tenant_id": t, "batch_id": batch["batch_id"], "offset": offset,
-                        "count": min(CHUNK, body.count - offset)} for offset in range(0, body.count, CHUNK)])
+        files.enqueue([{"tenant_id": caller.tenant_id, "app_id": caller.app_id, "batch_id": batch["batch_id"],
+                        "offset": offset, "count": min(CHUNK, body.count - offset)}
+                       for offset in range(0, body.count, CHUNK)])
     metrics.add_metric(name="RedeemCodesRequested", unit="Count", value=body.count)
     return BatchCreated(**batch)
 
 
-def generate_chunk(tenant: str, batch_id: str, offset: int, count: int) -> None:
+def generate_chunk(scope: str, batch_id: str, offset: int, count: int) -> None:
     """The worker's unit of work; safe to repeat (a chunk is counted once, its codes rewritten identically
     before the batch is DONE, when nobody can hold them yet)."""
-    batch = _batch(tenant, batch_id)
+    batch = _batch(scope, batch_id)
     if str(offset) in batch.get("chunks", set()):
         return  # a redelivery of a counted chunk
-    maker = _maker(tenant, batch)
+    maker = _maker(scope, batch)
     first = batch["seq_start"] + offset
-    dal.write_codes(tenant, (_code_record(batch, maker, seq) for seq in range(first, first + count)))
-    dal.finish_chunk(tenant, batch_id, offset, count, batch["total"])
+    dal.write_codes(scope, (_code_record(batch, maker, seq) for seq in range(first, first + count)))
+    dal.finish_chunk(scope, batch_id, offset, count, batch["total"])
     metrics.add_metric(name="RedeemCodesGenerated", unit="Count", value=count)
 
 
-def _batch(tenant: str, batch_id: str) -> dict:
-    return known(dal.get_batch(tenant, batch_id), BatchNotFound, f"batch {batch_id} is unknown")
+def _batch(scope: str, batch_id: str) -> dict:
+    return known(dal.get_batch(scope, batch_id), BatchNotFound, f"batch {batch_id} is unknown")
 
 
 def get_batch(caller: Caller, batch_id: str) -> Batch:
     caller.require(*STAFF)
-    return Batch(**_batch(caller.tenant_id, batch_id))
+    return Batch(**_batch(caller.scope, batch_id))
 
 
 def export(caller: Caller, batch_id: str, body: ExportIn) -> Export:
     """Claims `count` codes not yet exported (or issued) and records the export in one transaction, then
     writes the file. Only the account that generated the batch exports it."""
     caller.require(Role.ADMIN)
-    t = caller.tenant_id
+    t = caller.scope
     for _ in range(5):
         batch = _batch(t, batch_id)
         if batch["created_by"] != caller.sub:
@@ -154,8 +155,8 @@ def export(caller: Caller, batch_id: str, body: ExportIn) -> Export:
     first = batch["seq_start"] + record["first"]
     rows = [{"code": maker.code(seq), "valid_from": batch.get("valid_from") or "",
              "expire_time": batch.get("expire_time") or ""} for seq in range(first, first + count)]
-    url = files.publish_file(f"exports/{t}/{batch_id}/{record['export_id']}.{body.format}",
-                             files.render(rows, body.format), body.format)
+    key = f"exports/{caller.tenant_id}/{caller.app_id}/{batch_id}/{record['export_id']}.{body.format}"
+    url = files.publish_file(key, files.render(rows, body.format), body.format)
     metrics.add_metric(name="RedeemCodesExported", unit="Count", value=count)
     return Export(**record, url=url)
 
@@ -169,19 +170,19 @@ def _view(item: dict, batch: dict | None) -> CodeView:
 def list_codes(caller: Caller, batch_id: str, status: CodeStatus | None, limit: int,
                next_token: str | None) -> CodePage:
     caller.require(*STAFF)
-    batch = _batch(caller.tenant_id, batch_id)
-    items, token = dal.list_codes(caller.tenant_id, batch_id, status, limit, next_token)
+    batch = _batch(caller.scope, batch_id)
+    items, token = dal.list_codes(caller.scope, batch_id, status, limit, next_token)
     return CodePage(items=[_view(i, batch) for i in items], next_token=token)
 
 
-def _code(tenant: str, code: str) -> dict:
-    return known(dal.get_code(tenant, code), CodeNotFound, "no such code")
+def _code(scope: str, code: str) -> dict:
+    return known(dal.get_code(scope, code), CodeNotFound, "no such code")
 
 
 def get_code(caller: Caller, code: str) -> CodeView:
     caller.require(*STAFF)
-    item = _code(caller.tenant_id, codes.normalize(code))
-    return _view(item, dal.get_batch(caller.tenant_id, item["batch_id"]) if item.get("batch_id") else None)
+    item = _code(caller.scope, codes.normalize(code))
+    return _view(item, dal.get_batch(caller.scope, item["batch_id"]) if item.get("batch_id") else None)
 
 
 def _refuse(item: dict, user_id: str | None, moment: str) -> None:
@@ -201,7 +202,7 @@ def _refuse(item: dict, user_id: str | None, moment: str) -> None:
 def assign(caller: Caller, code: str, user_id: str) -> AssignedCode:
     """Binds an unused code to one user, who alone may then redeem it; repeating for the same user is fine."""
     caller.require(*STAFF)
-    t, code = caller.tenant_id, codes.normalize(code)
+    t, code = caller.scope, codes.normalize(code)
     try:
         item = dal.update_code(t, code, "SET assigned_to = :u",
                                "#s = :unused AND (attribute_not_exists(assigned_to) OR assigned_to = :u)",
@@ -221,7 +222,7 @@ def _event_id(code: str, fact: str) -> str:
 def revoke(caller: Caller, code: str) -> CodeView:
     """An unused code becomes unusable; repeating is fine; a used code is a 409."""
     caller.require(Role.ADMIN)
-    t, code = caller.tenant_id, codes.normalize(code)
+    t, code = caller.scope, codes.normalize(code)
     try:
         item = dal.update_code(t, code, "SET #s = :revoked, revoked_at = :now", "#s = :unused",
                                {":revoked": "REVOKED", ":now": now_iso(), ":unused": "UNUSED"})
@@ -237,12 +238,12 @@ def revoke(caller: Caller, code: str) -> CodeView:
 
 
 # --- redemption ---
-def _reward(tenant: str, reward_id: str, fresh: bool) -> dict:
+def _reward(scope: str, reward_id: str, fresh: bool) -> dict:
     """The reward, cached per container; the redemption's condition on its version catches a stale copy."""
-    key, clock = (tenant, reward_id), time.monotonic()
+    key, clock = (scope, reward_id), time.monotonic()
     cached = _rewards.get(key)
     if fresh or cached is None or cached[0] < clock:
-        item = dal.get_reward(tenant, reward_id)
+        item = dal.get_reward(scope, reward_id)
         if item is None:
             _rewards.pop(key, None)
             raise RewardNotFound(f"the code's reward {reward_id} is no longer available")
@@ -250,9 +251,9 @@ def _reward(tenant: str, reward_id: str, fresh: bool) -> dict:
     return cached[1]
 
 
-def _count_failure(tenant: str, user_id: str, window: int) -> None:
+def _count_failure(scope: str, user_id: str, window: int) -> None:
     expires = (window + 2) * failure_window()
-    if dal.count_failure(tenant, user_id, window, expires) > max_failures():
+    if dal.count_failure(scope, user_id, window, expires) > max_failures():
         raise TooManyFailures("too many failed redemptions: try again later")
 
 
@@ -269,7 +270,7 @@ def _amount(reward: dict) -> int:
 
 def redeem(caller: Caller, body: RedeemIn) -> Grant:
     caller.require_user_access(body.user_id)
-    t, user, code = caller.tenant_id, body.user_id, codes.normalize(body.code)
+    t, user, code = caller.scope, body.user_id, codes.normalize(body.code)
     window = int(time.time()) // failure_window()
     if not codes.is_well_formed(code):
         _count_failure(t, user, window)
@@ -304,7 +305,7 @@ def _grant_of(t: str, grant_id: str) -> dict:
 
 
 def _publish_redeemed(caller: Caller, code: str, grant: Grant, item: dict) -> None:
-    reward = _reward(caller.tenant_id, grant.reward_id, fresh=False)
+    reward = _reward(caller.scope, grant.reward_id, fresh=False)
     events.publish(caller, source="rewards", detail_type="code.redeemed", event_id=f"{grant.grant_id}:redeemed",
                    occurred_at=grant.created_at,
                    detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
@@ -353,7 +354,7 @@ def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str
     """A code bound to `user_id`: an unexported code of a finished batch of the reward if any, else a fresh
     one. Idempotent on grant_id (the grant's code record is written once, with the code)."""
     caller.require(*STAFF)
-    t = caller.tenant_id
+    t = caller.scope
     issued = dal.get_issued_code(t, grant_id)
     if issued:
         return IssuedCode(code=issued["code"], batch_id=issued.get("batch_id"), valid_until=issued.get("valid_until"))

@@ -62,12 +62,12 @@ def known(item: dict | None, error: type[NotFound], message: str) -> dict:
     return item
 
 
-def live_reward(tenant: str, reward_id: str) -> dict:
-    return known(dal.get_reward(tenant, reward_id), RewardNotFound, f"reward {reward_id} is unknown")
+def live_reward(scope: str, reward_id: str) -> dict:
+    return known(dal.get_reward(scope, reward_id), RewardNotFound, f"reward {reward_id} is unknown")
 
 
-def _with_stock(tenant: str, item: dict) -> Reward:
-    return reward_view(item, dal.get_shards(tenant, [item])[item["reward_id"]])
+def _with_stock(scope: str, item: dict) -> Reward:
+    return reward_view(item, dal.get_shards(scope, [item])[item["reward_id"]])
 
 
 def create_reward(caller: Caller, body: RewardIn) -> Reward:
@@ -75,33 +75,33 @@ def create_reward(caller: Caller, body: RewardIn) -> Reward:
     moment = now_iso()
     item = {**body.stored(), "reward_id": new_id(), "total_stock": body.total_stock, "shards": body.shards,
             "version": 1, "created_at": moment, "updated_at": moment}
-    return reward_view(item, dal.create_reward(caller.tenant_id, item))
+    return reward_view(item, dal.create_reward(caller.scope, item))
 
 
 def get_reward(caller: Caller, reward_id: str) -> Reward:
-    return _with_stock(caller.tenant_id, live_reward(caller.tenant_id, reward_id))
+    return _with_stock(caller.scope, live_reward(caller.scope, reward_id))
 
 
 def list_rewards(caller: Caller, limit: int, next_token: str | None) -> RewardPage:
-    items, token = dal.list_rewards(caller.tenant_id, limit, next_token)
-    shards = dal.get_shards(caller.tenant_id, items)
+    items, token = dal.list_rewards(caller.scope, limit, next_token)
+    shards = dal.get_shards(caller.scope, items)
     return RewardPage(items=[reward_view(i, shards[i["reward_id"]]) for i in items], next_token=token)
 
 
 def update_reward(caller: Caller, reward_id: str, body: RewardFields) -> Reward:
     caller.require(Role.ADMIN)
     try:
-        item = dal.update_reward(caller.tenant_id, reward_id, body.stored(), now_iso())
+        item = dal.update_reward(caller.scope, reward_id, body.stored(), now_iso())
     except dal.ConditionFailed as exc:
         raise RewardNotFound(f"reward {reward_id} is unknown") from exc
-    return _with_stock(caller.tenant_id, item)
+    return _with_stock(caller.scope, item)
 
 
 def delete_reward(caller: Caller, reward_id: str) -> None:
     """A soft delete: grants and codes keep their reward; nothing new is reserved or redeemed."""
     caller.require(Role.ADMIN)
     try:
-        dal.delete_reward(caller.tenant_id, reward_id, now_iso())
+        dal.delete_reward(caller.scope, reward_id, now_iso())
     except dal.ConditionFailed as exc:
         raise RewardNotFound(f"reward {reward_id} is unknown") from exc
 
@@ -110,7 +110,7 @@ def change_stock(caller: Caller, reward_id: str, body: StockChange) -> Reward:
     """Top up (spread over the shards) or reduce (taken where stock is available); a reduction never goes
     below what is reserved or issued, because each shard's `available` must stay >= 0."""
     caller.require(Role.ADMIN)
-    t = caller.tenant_id
+    t = caller.scope
     for _ in range(_RETRIES):
         item = live_reward(t, reward_id)
         if item.get("total_stock") is None:
@@ -143,7 +143,7 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
             reservation_id: str | None = None) -> tuple[Reservation, bool]:
     """A PENDING reservation, or the existing one for a repeated `reservation_id`. Answers (it, created)."""
     caller.require(*STAFF)
-    t, res_id = caller.tenant_id, reservation_id or new_id()
+    t, res_id = caller.scope, reservation_id or new_id()
     for _ in range(_RETRIES):
         reward = live_reward(t, reward_id)
         limit = reward.get("per_user_limit")
@@ -180,13 +180,13 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
     raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
 
 
-def shard_order(tenant: str, reward: dict, quantity: int) -> list[int]:
+def shard_order(scope: str, reward: dict, quantity: int) -> list[int]:
     """The shards to try, in random order. One shard: just try it (the condition decides). A flash sale's
     shards: read them once and try only those that hold enough, so an empty reward costs one read instead
     of a failed transaction per shard; the conditions still decide."""
     if reward["shards"] == 1:
         return [0]
-    shards = dal.get_shards(tenant, [reward])[reward["reward_id"]]
+    shards = dal.get_shards(scope, [reward])[reward["reward_id"]]
     limited = reward.get("total_stock") is not None
     order = [i for i, s in enumerate(shards) if not limited or s.get("available", 0) >= quantity]
     random.shuffle(order)
@@ -206,7 +206,7 @@ def _reservation(t: str, res_id: str) -> dict:
 def confirm(caller: Caller, reservation_id: str) -> Reservation:
     """Safe to repeat; a cancelled, expired or rolled-back reservation is a 409."""
     caller.require(*STAFF)
-    t = caller.tenant_id
+    t = caller.scope
     record = _reservation(t, reservation_id)
     if record["status"] == "PENDING":
         moment = now_iso()
@@ -227,7 +227,7 @@ def cancel(caller: Caller, reservation_id: str) -> Reservation:
     """Safe to repeat: the quantity returns to stock once. A confirmed reservation is undone by rolling back
     its grant, not by cancelling."""
     caller.require(*STAFF)
-    t = caller.tenant_id
+    t = caller.scope
     record = _reservation(t, reservation_id)
     if record["status"] == "PENDING":
         moment = now_iso()
@@ -248,7 +248,7 @@ def list_reservations(caller: Caller, reward_id: str, user_id: str | None, statu
         caller.require(*STAFF)
     else:
         caller.require_user_access(user_id)
-    items, token = dal.list_reservations(caller.tenant_id, reward_id, user_id, status, limit, next_token)
+    items, token = dal.list_reservations(caller.scope, reward_id, user_id, status, limit, next_token)
     return ReservationPage(items=[Reservation(**i) for i in items], next_token=token)
 
 
@@ -257,20 +257,20 @@ def sweep(rounds: int = 20) -> int:
     expired, busy = 0, set()
     for _ in range(rounds):
         moment = now_iso()
-        due = [p for p in dal.due_reservations(moment) if (p["tenant_id"], p["reservation_id"]) not in busy]
+        due = [p for p in dal.due_reservations(moment) if (p["scope"], p["reservation_id"]) not in busy]
         if not due:
             break
         for pointer in due:
             # The pointer holds what the release needs, so no read: the transaction's condition (still PENDING,
             # due) decides, and a pointer exists exactly while its reservation is PENDING.
             try:
-                dal.release(pointer["tenant_id"], pointer, "EXPIRED", moment, only_if_expired=True)
+                dal.release(pointer["scope"], pointer, "EXPIRED", moment, only_if_expired=True)
                 expired += 1
             except dal.ConditionFailed:
                 pass  # confirmed, cancelled or swept meanwhile: that transaction moved it and removed the pointer
             except Conflict:  # its reward is busy: the next run takes it; the others are not held back
                 logger.warning("a due reservation was busy", extra={"reservation_id": pointer["reservation_id"]})
-                busy.add((pointer["tenant_id"], pointer["reservation_id"]))
+                busy.add((pointer["scope"], pointer["reservation_id"]))
     if expired:
         metrics.add_metric(name="ReservationsExpired", unit="Count", value=expired)
     return expired
@@ -291,11 +291,11 @@ def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str,
                   task_id=task_id, campaign_id=campaign_id, reservation_id=reservation_id, details=details or {},
                   created_at=moment, updated_at=moment)
     try:
-        dal.put_grant(caller.tenant_id, grant.model_dump(mode="json"))
+        dal.put_grant(caller.scope, grant.model_dump(mode="json"))
         metrics.add_metric(name="RewardsGranted", unit="Count", value=1)
         return grant
     except dal.ConditionFailed:
-        return Grant(**_grant(caller.tenant_id, grant_id))
+        return Grant(**_grant(caller.scope, grant_id))
 
 
 def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
@@ -309,9 +309,9 @@ def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[st
     allowed = {str(s) for s in (expected if expected is not None else GRANT_PREDECESSORS[target])}
     allowed &= {str(s) for s in GRANT_PREDECESSORS[target]}
     try:
-        return Grant(**dal.set_grant_status(caller.tenant_id, grant_id, target, allowed, now_iso(), reason, details))
+        return Grant(**dal.set_grant_status(caller.scope, grant_id, target, allowed, now_iso(), reason, details))
     except dal.ConditionFailed as exc:
-        current = _grant(caller.tenant_id, grant_id)
+        current = _grant(caller.scope, grant_id)
         if current["status"] == target:
             return Grant(**current)
         raise IllegalTransition(f"grant {grant_id} is {current['status']}: it cannot become {target}") from exc
@@ -346,7 +346,7 @@ def rollback(caller: Caller, grant_id: str) -> Grant:
     """Gives back the stock and the user's allowance exactly once: the grant's status condition admits one
     rollback, and a redemption racing it only ever touches other items or is serialized by DynamoDB."""
     caller.require(*STAFF)
-    t = caller.tenant_id
+    t = caller.scope
     for _ in range(_RETRIES):
         grant = _grant(t, grant_id)
         if grant["status"] == GrantStatus.ROLLED_BACK:
@@ -372,7 +372,7 @@ def rollback(caller: Caller, grant_id: str) -> Grant:
 
 
 def get_grant(caller: Caller, grant_id: str) -> Grant:
-    grant = Grant(**_grant(caller.tenant_id, grant_id))
+    grant = Grant(**_grant(caller.scope, grant_id))
     try:
         caller.require_user_access(grant.user_id)
     except Forbidden as exc:
@@ -385,5 +385,5 @@ def list_grants(caller: Caller, filters: dict[str, Any], limit: int, next_token:
         caller.require(*STAFF)
     else:
         caller.require_user_access(filters["user_id"])
-    items, token = dal.list_grants(caller.tenant_id, filters, limit, next_token)
+    items, token = dal.list_grants(caller.scope, filters, limit, next_token)
     return GrantPage(items=[Grant(**i) for i in items], next_token=token)

@@ -1,12 +1,13 @@
 """DynamoDB access for statistics. Keys (see docs/data-model.md):
 
-    counters        pk T#{t}#STATS#{topic_type}#{topic_id}   sk C#{channel}#{day}#{group}   (ADD per metric)
-    unique marker   pk T#{t}#STATSU#{topic_type}#{topic_id}#{day}#{subject}   sk {channel}#{metric}
-    event record    pk T#{t}#STATSEVT#{origin}[#{sender}]#{event_id}  sk EVENT   (names its journal)
-                    gsi1pk T#{t}#STATSLOG#{topic_type}#{topic_id}#{day}   gsi1sk {ctime}#{origin}#{event_id}
-    journal         pk T#{t}#STATSJ#{id}   sk JOURNAL   (stats/journal.py)
+    counters        pk T#{s}#STATS#{topic_type}#{topic_id}   sk C#{channel}#{day}#{group}   (ADD per metric)
+    unique marker   pk T#{s}#STATSU#{topic_type}#{topic_id}#{day}#{subject}   sk {channel}#{metric}
+    event record    pk T#{s}#STATSEVT#{origin}[#{sender}]#{event_id}  sk EVENT   (names its journal)
+                    gsi1pk T#{s}#STATSLOG#{topic_type}#{topic_id}#{day}   gsi1sk {ctime}#{origin}#{event_id}
+    journal         pk T#{s}#STATSJ#{id}   sk JOURNAL   (stats/journal.py)
 
-`channel` is `*` for the all-channel items every event moves, or the event's own channel.
+`channel` is `*` for the all-channel items every event moves, or the event's own channel. `{s}` is the scope,
+`{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item belongs to one app of one tenant.
 
 Counting is exactly once, in two steps. Claim: each event's record is put with `attribute_not_exists`, with
 its new unique markers and a journal of the counter deltas they cause, in one transaction, so a redelivered
@@ -40,7 +41,7 @@ _ATTEMPTS = 6  # rounds of dropping what failed conditions reported
 class Tally:
     """One event as the counters see it: where it counts, what it adds, and its operation record."""
 
-    tenant: str
+    scope: str  # the tenant and app (core.identity.scope_of) the event counts in: every key starts with it
     origin: str  # "api" (a back end or an operator), "user" (a user, for themselves) or "bus" (a domain event)
     event_id: str
     event_type: str
@@ -63,13 +64,13 @@ class Tally:
         """Ids are the sender's: a domain event, a back end's event and each user's events have their own, so
         nobody can take an id someone else will send (an event id never holds `#`)."""
         origin = f"{self.origin}#{self.sender}" if self.sender else self.origin
-        return {"pk": f"T#{self.tenant}#STATSEVT#{origin}#{self.event_id}", "sk": "EVENT"}
+        return {"pk": f"T#{self.scope}#STATSEVT#{origin}#{self.event_id}", "sk": "EVENT"}
 
     def record_item(self, journal_key: str | None) -> dict[str, Any]:
         """The operation record: listed per topic and day through gsi1, so a day can be audited or recounted;
         it names the journal its counts wait in, so a redelivery can finish applying them."""
         item = {**self.record_key,
-                "gsi1pk": f"T#{self.tenant}#STATSLOG#{self.topic_type}#{self.topic_id}#{self.day}",
+                "gsi1pk": f"T#{self.scope}#STATSLOG#{self.topic_type}#{self.topic_id}#{self.day}",
                 "gsi1sk": f"{self.event_time}#{self.origin}#{self.event_id}",
                 "event_id": self.event_id, "origin": self.origin, "event_type": self.event_type, "day": self.day,
                 "channel": self.channels[1] if len(self.channels) > 1 else None,
@@ -78,12 +79,12 @@ class Tally:
         return {**item, "journal": journal_key} if journal_key else item
 
     def counter_key(self, channel: str) -> tuple[str, str]:
-        return (f"T#{self.tenant}#STATS#{self.topic_type}#{self.topic_id}",
+        return (f"T#{self.scope}#STATS#{self.topic_type}#{self.topic_id}",
                 f"C#{channel}#{self.day}#{self.group}")
 
     def marker_keys(self) -> list[tuple[tuple[str, str], str, str]]:
         """((pk, sk), channel, metric) of every unique marker this event may claim."""
-        return [((f"T#{self.tenant}#STATSU#{self.topic_type}#{self.topic_id}#{self.day}#{subject}",
+        return [((f"T#{self.scope}#STATSU#{self.topic_type}#{self.topic_id}#{self.day}#{subject}",
                   f"{channel}#{metric}"), channel, metric)
                 for metric, subject in self.uniques for channel in self.channels]
 
@@ -113,7 +114,7 @@ class Claim:
 
 
 def _running_key(tally: Tally) -> tuple[str, str]:
-    return f"T#{tally.tenant}#STATSRUN#{tally.running.key}", "RUN"  # type: ignore[union-attr]
+    return f"T#{tally.scope}#STATSRUN#{tally.running.key}", "RUN"  # type: ignore[union-attr]
 
 
 def _plan(tallies: list[Tally], existing_markers: set, levels: dict[tuple[str, str], int],
@@ -160,7 +161,7 @@ def _plan(tallies: list[Tally], existing_markers: set, levels: dict[tuple[str, s
 
 
 def _chunks(tallies: list[Tally], taken: set) -> list[list[Tally]]:
-    """Consecutive groups of one tenant's events whose claim stays within 100 actions: records, markers not
+    """Consecutive groups of one scope's events whose claim stays within 100 actions: records, markers not
     known to be `taken` (shared ones counted once), running levels and the journal."""
     chunks: list[list[Tally]] = []
     current: list[Tally] = []
@@ -170,7 +171,7 @@ def _chunks(tallies: list[Tally], taken: set) -> list[list[Tally]]:
         mine |= {("marker", key) for key, _, _ in tally.marker_keys() if key not in taken}
         if tally.running:
             mine.add(("running", _running_key(tally)))
-        if current and (len(keys | mine) > MAX_ACTIONS or tally.tenant != current[0].tenant):
+        if current and (len(keys | mine) > MAX_ACTIONS or tally.scope != current[0].scope):
             chunks.append(current)
             current, keys = [], {("journal",)}
         current.append(tally)
@@ -208,7 +209,7 @@ def _claim(tallies: list[Tally], taken: set, levels: dict) -> Claim:
     markers already taken (`taken` learns the markers this transaction takes or finds). Raises `Conflicted`
     when collisions outlast transact_write's retries."""
     pending = list(tallies)
-    journal_key = journal.new_key(tallies[0].tenant)
+    journal_key = journal.new_key(tallies[0].scope)
     for _ in range(_ATTEMPTS):
         if not pending:
             return Claim(None, {}, [], list(tallies))
@@ -288,7 +289,7 @@ def count(tallies: list[Tally]) -> tuple[int, list[Tally]]:
     for tally in tallies:
         unique.setdefault(tally.record_key["pk"], tally)
     # Events of the same counter items side by side: each journal then holds few counter items.
-    ordered = sorted(unique.values(), key=lambda t: (t.tenant, t.topic_type, t.topic_id, t.day, t.group, t.channels,
+    ordered = sorted(unique.values(), key=lambda t: (t.scope, t.topic_type, t.topic_id, t.day, t.group, t.channels,
                                                      t.running.total if t.running else 0))
     claims, failed = _claim_all(ordered)
     owed = {c.journal: c.deltas for c in claims if c.journal}
@@ -312,10 +313,10 @@ def count(tallies: list[Tally]) -> tuple[int, list[Tally]]:
 
 # --- reads ---
 
-def counters(tenant: str, topic_type: str, topic_id: str, channel: str, first_day: str,
+def counters(scope: str, topic_type: str, topic_id: str, channel: str, first_day: str,
              last_day: str) -> list[dict[str, Any]]:
     """Every counter item of the topic and channel between two days (inclusive): {day, group, metrics}."""
-    pk = f"T#{tenant}#STATS#{topic_type}#{topic_id}"
+    pk = f"T#{scope}#STATS#{topic_type}#{topic_id}"
     condition = Key("pk").eq(pk) & Key("sk").between(f"C#{channel}#{first_day}#", f"C#{channel}#{last_day}#~")
     rows = []
     for item in dynamo.query_all(KeyConditionExpression=condition):
@@ -325,11 +326,11 @@ def counters(tenant: str, topic_type: str, topic_id: str, channel: str, first_da
     return rows
 
 
-def records(tenant: str, topic_type: str, topic_id: str, day: str, limit: int,
+def records(scope: str, topic_type: str, topic_id: str, day: str, limit: int,
             next_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """The operation records of one topic and day, in event time order."""
     items, token = pagination.query_page(
-        dynamo.table(), partition={"gsi1pk": f"T#{tenant}#STATSLOG#{topic_type}#{topic_id}#{day}"}, index="gsi1",
+        dynamo.table(), partition={"gsi1pk": f"T#{scope}#STATSLOG#{topic_type}#{topic_id}#{day}"}, index="gsi1",
         limit=limit, next_token=next_token)
     keep = ("event_id", "origin", "sender", "event_type", "day", "channel", "processed_at", "event")
     alive = [i for i in items if int(i.get("ttl", 0)) > time.time()]  # TTL deletes lag: hide expired records

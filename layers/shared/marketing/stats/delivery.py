@@ -45,10 +45,11 @@ def send(messages: list[tuple[str, dict, int]]) -> set[str]:
     return refused
 
 
-def schedule_name(tenant: str, event_id: str, sender: str | None = None) -> str:
-    """Stable per event and sender, so a retried request finds its schedule instead of making a second one,
-    and a user cannot take the name of another sender's event."""
-    return "stats-" + hashlib.sha256(f"{tenant}\n{sender or ''}\n{event_id}".encode()).hexdigest()[:40]
+def schedule_name(tenant_id: str, app_id: str, event_id: str, sender: str | None = None) -> str:
+    """Stable per tenant, app, event and sender, so a retried request finds its schedule instead of making a
+    second one, and neither a user nor another app can take the name of someone else's event."""
+    text = f"{tenant_id}\n{app_id}\n{sender or ''}\n{event_id}"
+    return "stats-" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def schedule(name: str, body: dict, at: datetime) -> None:

@@ -3,7 +3,7 @@
 Claiming events (their records, new unique markers and running levels, in `dal`) writes, in the same
 transaction, one journal item with the deltas those events cause, per counter item:
 
-    journal   pk T#{t}#STATSJ#{id}   sk JOURNAL   deltas {"{counter pk}|{counter sk}": {metric: amount}}   ttl
+    journal   pk T#{s}#STATSJ#{id}   sk JOURNAL   deltas {"{counter pk}|{counter sk}": {metric: amount}}   ttl
 
 Applying then updates each counter item ONCE for every journal of the batch: one `ADD` of the summed deltas,
 in the same transaction that removes those entries from their journals, each removal guarded by
@@ -30,8 +30,8 @@ CounterKey = tuple[str, str]
 Deltas = dict[CounterKey, dict[str, int]]  # counter item → metric → amount
 
 
-def new_key(tenant: str) -> str:
-    return f"T#{tenant}#STATSJ#{uuid.uuid4().hex}"
+def new_key(scope: str) -> str:
+    return f"T#{scope}#STATSJ#{uuid.uuid4().hex}"
 
 
 def _entry(counter: CounterKey) -> str:

@@ -4,14 +4,11 @@ EventBridge rule, mapped onto the statistics event types."""
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
-from marketing.core.types import ID_CHARS
+from marketing.core.identity import is_identifier, scope_of
 from marketing.stats.metrics import Running
 from marketing.stats.models import EVENT_ADAPTER, Common
-
-_ID = re.compile(f"{ID_CHARS}{{1,128}}")  # what core.types.Identifier accepts
 
 # The detail-types counted (the template's StatsDomainEventsRule routes exactly these)
 DOMAIN_EVENTS = ("track.visit", "track.new_user", "code.redeemed", "code.revoked", "cps.order_paid",
@@ -63,17 +60,21 @@ def _fields(detail_type: str, d: dict) -> dict[str, Any]:
 
 def _event_id(raw: str) -> str:
     """The producer's id if it fits our keys, else a digest of it (stable, so repeats still match)."""
-    if _ID.fullmatch(raw):
+    if is_identifier(raw):
         return raw
     return "sha256-" + hashlib.sha256(raw.encode()).hexdigest()[:48]
 
 
 def from_domain_event(envelope: dict[str, Any]) -> tuple[str, Common]:
-    """(tenant, event) of an EventBridge event; raises (a poison message) if it cannot be counted."""
+    """(scope, event) of an EventBridge event: it counts in the tenant and app its envelope names. Raises (a
+    poison message) if it cannot be counted."""
     detail = envelope["detail"]
+    tenant_id, app_id = detail["tenant_id"], detail["app_id"]
+    if not is_identifier(tenant_id) or not is_identifier(app_id):
+        raise ValueError("the event names no valid tenant and app")
     fields = {k: v for k, v in _fields(envelope["detail-type"], detail).items() if v is not None}
     fields.update(event_id=_event_id(str(detail["event_id"])), ctime=detail.get("occurred_at") or envelope.get("time"))
-    return str(detail["tenant_id"]), EVENT_ADAPTER.validate_python(fields)
+    return scope_of(tenant_id, app_id), EVENT_ADAPTER.validate_python(fields)
 
 
 def running_of(envelope: dict[str, Any], event: Common) -> Running | None:

@@ -269,10 +269,10 @@ USER_EVENT_TYPES = frozenset({"page.visit", "page.share", "activity.visit", "act
 
 
 class QueuedEvent(BaseModel):
-    """The body of an intake message on the stats queue: the tenant comes from the caller's claims."""
+    """The body of an intake message on the stats queue: the tenant and app come from the caller's claims."""
 
-    tenant_id: str
-    app_id: str = ""
+    tenant_id: Identifier
+    app_id: Identifier
     sender: str | None = Field(default=None, description="the user who sent it, for a user's own event")
     event: Event
 

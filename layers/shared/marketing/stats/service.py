@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from marketing.core.clock import iso, now
 from marketing.core.errors import InvalidInput
-from marketing.core.identity import Caller, Role
+from marketing.core.identity import Caller, Role, scope_of
 from marketing.core.observability import logger, metrics
 from marketing.stats import dal, delivery
 from marketing.stats.chart import bar_chart
@@ -102,8 +102,8 @@ def submit(caller: Caller, body: EventBatchIn) -> EventBatchResult:
         delay = delivery.delay_of(event.deliver_at, at)
         if delay > delivery.SQS_MAX_DELAY:
             try:
-                delivery.schedule(delivery.schedule_name(caller.tenant_id, event.event_id, sender), message,
-                                  event.deliver_at)
+                delivery.schedule(delivery.schedule_name(caller.tenant_id, caller.app_id, event.event_id, sender),
+                                  message, event.deliver_at)
             except ClientError:  # this event only: the others of the request still go
                 logger.exception("the scheduler refused an event", extra={"event_id": event.event_id})
                 results.append(EventResult(index=index, event_id=event.event_id, accepted=False, errors=[
@@ -130,14 +130,14 @@ def _text(value: Any) -> str | None:
 
 # --- counting (the queue consumer) ---
 
-def tally(tenant: str, origin: str, event: Common, processed_at: datetime | None = None,
+def tally(scope: str, origin: str, event: Common, processed_at: datetime | None = None,
           running: Running | None = None, sender: str | None = None) -> dal.Tally:
-    """What an event adds, where, and its operation record."""
+    """What an event adds, where (the tenant and app of `scope`), and its operation record."""
     effect = effect_of(event)
     processed_at = processed_at or now()
     channel = event.channel
     return dal.Tally(
-        tenant=tenant, origin=origin, event_id=event.event_id, event_type=event.event_type,  # type: ignore[attr-defined]
+        scope=scope, origin=origin, event_id=event.event_id, event_type=event.event_type,  # type: ignore[attr-defined]
         topic_type=event.topic_type, topic_id=event.topic_id, day=event.day, group=event.family,
         channels=(dal.ALL_CHANNELS, channel) if channel else (dal.ALL_CHANNELS,),
         counts=effect.counts, uniques=effect.uniques, event=event.model_dump(mode="json"),
@@ -150,12 +150,13 @@ def parse_message(body: str) -> dal.Tally:
     Raises for a message that cannot be counted (it fails alone, and reaches the DLQ after its retries)."""
     message = json.loads(body)
     if isinstance(message, dict) and "detail-type" in message:
-        tenant, event = from_domain_event(message)
-        return tally(tenant, "bus", event, running=running_of(message, event))
+        scope, event = from_domain_event(message)
+        return tally(scope, "bus", event, running=running_of(message, event))
     queued = QueuedEvent.model_validate(message)
+    scope = scope_of(queued.tenant_id, queued.app_id)
     if queued.sender:
-        return tally(queued.tenant_id, "user", queued.event, sender=queued.sender)
-    return tally(queued.tenant_id, "api", queued.event)
+        return tally(scope, "user", queued.event, sender=queued.sender)
+    return tally(scope, "api", queued.event)
 
 
 def count(tallies: list[dal.Tally]) -> list[dal.Tally]:
@@ -189,7 +190,7 @@ def report(caller: Caller, topic_type: str, topic_id: str, first: date | None, l
     total of a unique metric is the sum of its daily values (person-days), not distinct people."""
     caller.require(Role.ADMIN, Role.SERVICE)
     first, last = _range(first, last)
-    rows = dal.counters(caller.tenant_id, topic_type, topic_id, channel or dal.ALL_CHANNELS,
+    rows = dal.counters(caller.scope, topic_type, topic_id, channel or dal.ALL_CHANNELS,
                         first.isoformat(), last.isoformat())
     per_day: dict[str, Counter] = {}
     for row in rows:
@@ -216,7 +217,7 @@ def operation_records(caller: Caller, topic_type: str, topic_id: str, day: date,
                       next_token: str | None) -> OperationRecordPage:
     """The events counted for a topic on a day (kept 90 days), to audit or recount it."""
     caller.require(Role.ADMIN, Role.SERVICE)
-    items, token = dal.records(caller.tenant_id, topic_type, topic_id, day.isoformat(), limit, next_token)
+    items, token = dal.records(caller.scope, topic_type, topic_id, day.isoformat(), limit, next_token)
     return OperationRecordPage(items=[OperationRecord(**i) for i in items], next_token=token)
 
 

@@ -1,11 +1,14 @@
 """DynamoDB access for tracking. Keys (see docs/data-model.md):
 
-    user's promo code      pk T#{t}#U#{user}      sk PROMO#{track_type}
-    code → owner           pk T#{t}#PROMO#{code}  sk PROMO
-    arrival (track record) pk T#{t}#U#{user}      sk ARRIVAL#{type}#ONCE | ARRIVAL#{type}#{created_at}#{id}
-                           gsi1pk T#{t}#REF#{referrer}  gsi1sk ARRIVAL#{type}#{created_at}#{id}
-    referrer's counts      pk T#{t}#REF#{referrer} sk SUMMARY   (n_{type} counters)
-    configured track type  pk T#{t}#CONFIG        sk TRACK_TYPE#{type}
+    user's promo code      pk T#{s}#U#{user}      sk PROMO#{track_type}
+    code → owner           pk T#{s}#PROMO#{code}  sk PROMO
+    arrival (track record) pk T#{s}#U#{user}      sk ARRIVAL#{type}#ONCE | ARRIVAL#{type}#{created_at}#{id}
+                           gsi1pk T#{s}#REF#{referrer}  gsi1sk ARRIVAL#{type}#{created_at}#{id}
+    referrer's counts      pk T#{s}#REF#{referrer} sk SUMMARY   (n_{type} counters)
+    configured track type  pk T#{s}#CONFIG        sk TRACK_TYPE#{type}
+
+`{s}` is the scope of the caller, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item
+belongs to one app of one tenant.
 """
 
 from __future__ import annotations
@@ -27,43 +30,43 @@ class CodeTaken(Exception):
 
 
 class TrackTypeExists(Exception):
-    """The tenant configured this track type already."""
+    """The app configured this track type already."""
 
 
 class AlreadyRecorded(Exception):
     """A once-per-user arrival exists already; the first attribution stands."""
 
 
-def _user_pk(tenant: str, user_id: str) -> str:
-    return f"T#{tenant}#U#{user_id}"
+def _user_pk(scope: str, user_id: str) -> str:
+    return f"T#{scope}#U#{user_id}"
 
 
-def _code_pk(tenant: str, code: str) -> str:
-    return f"T#{tenant}#PROMO#{code}"
+def _code_pk(scope: str, code: str) -> str:
+    return f"T#{scope}#PROMO#{code}"
 
 
-def _referrer_pk(tenant: str, referrer: str) -> str:
-    return f"T#{tenant}#REF#{referrer}"
+def _referrer_pk(scope: str, referrer: str) -> str:
+    return f"T#{scope}#REF#{referrer}"
 
 
 _strip = dynamo.entity
 
 
-def get_promo(tenant: str, user_id: str, track_type: int, *, consistent: bool = False) -> dict | None:
+def get_promo(scope: str, user_id: str, track_type: int, *, consistent: bool = False) -> dict | None:
     answer = dynamo.table().get_item(
-        Key={"pk": _user_pk(tenant, user_id), "sk": f"PROMO#{track_type}"}, ConsistentRead=consistent)
+        Key={"pk": _user_pk(scope, user_id), "sk": f"PROMO#{track_type}"}, ConsistentRead=consistent)
     return _strip(answer.get("Item"))
 
 
-def create_promo(tenant: str, promo: dict[str, Any]) -> None:
+def create_promo(scope: str, promo: dict[str, Any]) -> None:
     """The user's code and the code's uniqueness item, in one transaction: both or neither."""
     owner = {"user_id": promo["user_id"], "track_type": promo["track_type"]}
     try:
         dynamo.transact_write([
-            {"Put": {"Item": {"pk": _user_pk(tenant, promo["user_id"]), "sk": f"PROMO#{promo['track_type']}",
+            {"Put": {"Item": {"pk": _user_pk(scope, promo["user_id"]), "sk": f"PROMO#{promo['track_type']}",
                               **promo},
                      "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Put": {"Item": {"pk": _code_pk(tenant, promo["promcode"]), "sk": "PROMO", **owner},
+            {"Put": {"Item": {"pk": _code_pk(scope, promo["promcode"]), "sk": "PROMO", **owner},
                      "ConditionExpression": "attribute_not_exists(pk)"}},
         ])
     except ClientError as exc:
@@ -75,8 +78,8 @@ def create_promo(tenant: str, promo: dict[str, Any]) -> None:
         raise
 
 
-def get_code_owner(tenant: str, code: str) -> dict | None:
-    answer = dynamo.table().get_item(Key={"pk": _code_pk(tenant, code), "sk": "PROMO"})
+def get_code_owner(scope: str, code: str) -> dict | None:
+    answer = dynamo.table().get_item(Key={"pk": _code_pk(scope, code), "sk": "PROMO"})
     return _strip(answer.get("Item"))
 
 
@@ -85,12 +88,12 @@ def _arrival_sk(record: dict[str, Any], once: bool) -> str:
     return head + ("ONCE" if once else f"{record['created_at']}#{record['id']}")
 
 
-def put_arrival(tenant: str, record: dict[str, Any], *, once: bool) -> None:
+def put_arrival(scope: str, record: dict[str, Any], *, once: bool) -> None:
     """The arrival and its referrer's counter move together; a once-per-user arrival only if none exists."""
     item = {
-        "pk": _user_pk(tenant, record["user_id"]),
+        "pk": _user_pk(scope, record["user_id"]),
         "sk": _arrival_sk(record, once),
-        "gsi1pk": _referrer_pk(tenant, record["referrer"]),
+        "gsi1pk": _referrer_pk(scope, record["referrer"]),
         "gsi1sk": f"ARRIVAL#{record['track_type']}#{record['created_at']}#{record['id']}",
         **{k: v for k, v in record.items() if v is not None},
     }
@@ -100,7 +103,7 @@ def put_arrival(tenant: str, record: dict[str, Any], *, once: bool) -> None:
     try:
         dynamo.transact_write([
             {"Put": put},
-            {"Update": {"Key": {"pk": _referrer_pk(tenant, record["referrer"]), "sk": "SUMMARY"},
+            {"Update": {"Key": {"pk": _referrer_pk(scope, record["referrer"]), "sk": "SUMMARY"},
                         "UpdateExpression": "ADD #n :one",
                         "ExpressionAttributeNames": {"#n": f"n_{record['track_type']}"},
                         "ExpressionAttributeValues": {":one": 1}}},
@@ -111,36 +114,36 @@ def put_arrival(tenant: str, record: dict[str, Any], *, once: bool) -> None:
         raise
 
 
-def get_once_arrival(tenant: str, user_id: str, track_type: int) -> dict | None:
+def get_once_arrival(scope: str, user_id: str, track_type: int) -> dict | None:
     answer = dynamo.table().get_item(
-        Key={"pk": _user_pk(tenant, user_id), "sk": f"ARRIVAL#{track_type}#ONCE"}, ConsistentRead=True)
+        Key={"pk": _user_pk(scope, user_id), "sk": f"ARRIVAL#{track_type}#ONCE"}, ConsistentRead=True)
     return _strip(answer.get("Item"))
 
 
-def list_arrivals(tenant: str, referrer: str, track_type: int | None, limit: int,
+def list_arrivals(scope: str, referrer: str, track_type: int | None, limit: int,
                   next_token: str | None) -> tuple[list[dict], str | None]:
     items, token = pagination.query_page(
-        dynamo.table(), partition={"gsi1pk": _referrer_pk(tenant, referrer)}, index="gsi1",
+        dynamo.table(), partition={"gsi1pk": _referrer_pk(scope, referrer)}, index="gsi1",
         sort_prefix=("gsi1sk", f"ARRIVAL#{track_type}#" if track_type else "ARRIVAL#"),
         limit=limit, next_token=next_token, newest_first=True)
     return [_strip(i) for i in items], token
 
 
-def get_counts(tenant: str, referrer: str) -> dict[str, int]:
-    item = dynamo.table().get_item(Key={"pk": _referrer_pk(tenant, referrer), "sk": "SUMMARY"}).get("Item") or {}
+def get_counts(scope: str, referrer: str) -> dict[str, int]:
+    item = dynamo.table().get_item(Key={"pk": _referrer_pk(scope, referrer), "sk": "SUMMARY"}).get("Item") or {}
     return {k[2:]: v for k, v in dynamo.plain(item).items() if k.startswith("n_")}
 
 
-def get_track_type(tenant: str, track_type: int) -> dict | None:
-    answer = dynamo.table().get_item(Key={"pk": f"T#{tenant}#CONFIG", "sk": f"TRACK_TYPE#{track_type:03d}"})
+def get_track_type(scope: str, track_type: int) -> dict | None:
+    answer = dynamo.table().get_item(Key={"pk": f"T#{scope}#CONFIG", "sk": f"TRACK_TYPE#{track_type:03d}"})
     return _strip(answer.get("Item"))
 
 
-def create_track_type(tenant: str, config: dict[str, Any]) -> None:
+def create_track_type(scope: str, config: dict[str, Any]) -> None:
     """Track types are fixed once created: changing `once_per_user` later would rewrite history."""
     try:
         dynamo.table().put_item(
-            Item={"pk": f"T#{tenant}#CONFIG", "sk": f"TRACK_TYPE#{config['track_type']:03d}", **config},
+            Item={"pk": f"T#{scope}#CONFIG", "sk": f"TRACK_TYPE#{config['track_type']:03d}", **config},
             ConditionExpression="attribute_not_exists(pk)")
     except ClientError as exc:
         if dynamo.is_condition_failure(exc):
@@ -148,7 +151,7 @@ def create_track_type(tenant: str, config: dict[str, Any]) -> None:
         raise
 
 
-def list_track_types(tenant: str) -> list[dict]:
+def list_track_types(scope: str) -> list[dict]:
     answer = dynamo.table().query(
-        KeyConditionExpression=Key("pk").eq(f"T#{tenant}#CONFIG") & Key("sk").begins_with("TRACK_TYPE#"))
+        KeyConditionExpression=Key("pk").eq(f"T#{scope}#CONFIG") & Key("sk").begins_with("TRACK_TYPE#"))
     return [_strip(i) for i in answer.get("Items", [])]

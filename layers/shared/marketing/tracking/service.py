@@ -28,18 +28,19 @@ PROMCODE_LENGTH = 8
 _CODE_ATTEMPTS = 8
 
 
-def share_url(promcode: str) -> str:
-    return f"{config.share_base_url().rstrip('/')}/{promcode}"
+def share_url(caller: Caller, promcode: str) -> str:
+    """Codes are unique within an app of a tenant: the link names both, so its landing page resolves it."""
+    return f"{config.share_base_url().rstrip('/')}/{caller.tenant_id}/{caller.app_id}/{promcode}"
 
 
 def _track_type(caller: Caller, track_type: int) -> TrackTypeConfig:
-    """Built-in types 1 (visit) and 2 (new user, once per user); others only if the tenant configured them."""
+    """Built-in types 1 (visit) and 2 (new user, once per user); others only if the app configured them."""
     if track_type in BUILT_IN_TRACK_TYPES:
         return TrackTypeConfig(track_type=track_type, name=BUILT_IN_TRACK_TYPES[track_type],
                                once_per_user=track_type == NEW_USER)
-    configured = dal.get_track_type(caller.tenant_id, track_type)
+    configured = dal.get_track_type(caller.scope, track_type)
     if configured is None:
-        raise InvalidInput("track_type", f"track type {track_type} is not configured for this tenant")
+        raise InvalidInput("track_type", f"track type {track_type} is not configured for this app")
     return TrackTypeConfig(**configured)
 
 
@@ -47,30 +48,30 @@ def get_or_create_promo(caller: Caller, user_id: str, track_type: int) -> Promo:
     """The user's code for this track type, created on the first call. Concurrent first calls race on a
     conditional write; the losers read the winner's code."""
     caller.require_user_access(user_id)
-    existing = dal.get_promo(caller.tenant_id, user_id, track_type)
+    existing = dal.get_promo(caller.scope, user_id, track_type)
     if existing:
-        return Promo(**existing, share_url=share_url(existing["promcode"]))
+        return Promo(**existing, share_url=share_url(caller, existing["promcode"]))
     _track_type(caller, track_type)
     for _ in range(_CODE_ATTEMPTS):
         promo = {"id": new_id(), "user_id": user_id, "track_type": track_type,
                  "promcode": random_code(PROMCODE_LENGTH), "created_at": now_iso()}
         try:
-            dal.create_promo(caller.tenant_id, promo)
+            dal.create_promo(caller.scope, promo)
             metrics.add_metric(name="PromoCodesCreated", unit="Count", value=1)
-            return Promo(**promo, share_url=share_url(promo["promcode"]))
+            return Promo(**promo, share_url=share_url(caller, promo["promcode"]))
         except dal.PromoExists:
-            winner = dal.get_promo(caller.tenant_id, user_id, track_type, consistent=True)
-            return Promo(**winner, share_url=share_url(winner["promcode"]))
+            winner = dal.get_promo(caller.scope, user_id, track_type, consistent=True)
+            return Promo(**winner, share_url=share_url(caller, winner["promcode"]))
         except dal.CodeTaken:
             continue
     raise RuntimeError("could not draw a free promo code")  # 31^8 codes: practically unreachable
 
 
 def promo_owner(caller: Caller, promcode: str) -> PromoOwner:
-    owner = dal.get_code_owner(caller.tenant_id, promcode.upper())
+    owner = dal.get_code_owner(caller.scope, promcode.upper())
     if owner is None:
         raise NotFound(f"promo code {promcode} is unknown")
-    return PromoOwner(promcode=promcode.upper(), share_url=share_url(promcode.upper()), **owner)
+    return PromoOwner(promcode=promcode.upper(), share_url=share_url(caller, promcode.upper()), **owner)
 
 
 def promo_qr_svg(caller: Caller, promcode: str) -> str:
@@ -112,10 +113,10 @@ def record_arrival(caller: Caller, body: TrackIn) -> tuple[Track, bool]:
               "promcode": promcode, "created_at": now_iso()}
     created = True
     try:
-        dal.put_arrival(caller.tenant_id, record, once=kind.once_per_user)
+        dal.put_arrival(caller.scope, record, once=kind.once_per_user)
         metrics.add_metric(name="TracksRecorded", unit="Count", value=1)
     except dal.AlreadyRecorded:
-        record, created = dal.get_once_arrival(caller.tenant_id, body.user_id, body.track_type), False
+        record, created = dal.get_once_arrival(caller.scope, body.user_id, body.track_type), False
     track = Track(**record)
     events.publish(caller, source="tracking", detail_type=f"track.{kind.name}", event_id=track.id,
                    occurred_at=track.created_at, detail=track.model_dump())
@@ -125,13 +126,13 @@ def record_arrival(caller: Caller, body: TrackIn) -> tuple[Track, bool]:
 def list_tracks(caller: Caller, referrer: str, track_type: int | None, limit: int,
                 next_token: str | None) -> TrackPage:
     caller.require_user_access(referrer)
-    items, token = dal.list_arrivals(caller.tenant_id, referrer, track_type, limit, next_token)
+    items, token = dal.list_arrivals(caller.scope, referrer, track_type, limit, next_token)
     return TrackPage(items=[Track(**i) for i in items], next_token=token)
 
 
 def summary(caller: Caller, referrer: str) -> TrackSummary:
     caller.require_user_access(referrer)
-    return TrackSummary(referrer=referrer, counts=dal.get_counts(caller.tenant_id, referrer))
+    return TrackSummary(referrer=referrer, counts=dal.get_counts(caller.scope, referrer))
 
 
 def configure_track_type(caller: Caller, track_type: int, body: TrackTypeIn) -> TrackTypeConfig:
@@ -140,7 +141,7 @@ def configure_track_type(caller: Caller, track_type: int, body: TrackTypeIn) -> 
         raise Conflict(f"track type {track_type} is built in")
     config_ = TrackTypeConfig(track_type=track_type, **body.model_dump())
     try:
-        dal.create_track_type(caller.tenant_id, config_.model_dump())
+        dal.create_track_type(caller.scope, config_.model_dump())
     except dal.TrackTypeExists as exc:
         raise Conflict(f"track type {track_type} is configured already") from exc
     return config_
@@ -148,4 +149,4 @@ def configure_track_type(caller: Caller, track_type: int, body: TrackTypeIn) -> 
 
 def track_types(caller: Caller) -> list[TrackTypeConfig]:
     built_in = [_track_type(caller, n) for n in BUILT_IN_TRACK_TYPES]
-    return built_in + [TrackTypeConfig(**c) for c in dal.list_track_types(caller.tenant_id)]
+    return built_in + [TrackTypeConfig(**c) for c in dal.list_track_types(caller.scope)]
