@@ -103,3 +103,13 @@ def test_only_the_functions_that_page_may_read_the_page_token_key():
                    p.get("AWSSecretsManagerGetSecretValuePolicy") == {"SecretArn": {"Ref": "PageTokenSecret"}}]
         assert (variables.get("PAGE_TOKEN_SECRET_ARN") == {"Ref": "PageTokenSecret"}) == pages, spec.logical_id
         assert len(readers) == (1 if pages else 0), spec.logical_id
+
+
+def test_the_rate_limits_the_template_sets_are_the_codes_defaults():
+    from marketing.ratelimit import service as ratelimit
+
+    variables = {**TEMPLATE_DICT["Resources"]["TrackApiFunction"]["Properties"]["Environment"]["Variables"],
+                 **TEMPLATE_DICT["Resources"]["StatsIntakeFunction"]["Properties"]["Environment"]["Variables"]}
+    for route, default in ratelimit.DEFAULTS.items():
+        assert (int(variables[f"RATE_LIMIT_{route}"]), int(variables[f"RATE_LIMIT_{route}_WINDOW_SECONDS"])) == \
+            (default.units, default.window_seconds), route
