@@ -112,7 +112,8 @@ def destination(url: str, *, configuring: bool = False) -> Destination:
     for address in addresses:
         refusal = address_refusal(ipaddress.ip_address(address.split("%")[0]))  # fe80::1%eth0: drop the zone
         if refusal:
-            raise UnsafeDestination(f"{host} resolves to {address}, {refusal}")
+            raise UnsafeDestination(f"{address} is {refusal}" if address == host else
+                                    f"{host} resolves to {address}, {refusal}")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Destination(scheme, host, port, target, addresses)
 
