@@ -27,13 +27,14 @@ EVENTS = ROOT / "events"
 
 def reset_clients() -> None:
     """Forget cached boto3 clients so the next call binds to the current mock or endpoint."""
-    from marketing.core import dynamo, events
+    from marketing.core import dynamo, events, pagination
     from marketing.cps import signing
     from marketing.stats import delivery
 
     dynamo.resource.cache_clear()
     events._client.cache_clear()
     signing.reset()
+    pagination.reset()
     delivery._sqs.cache_clear()
     delivery._scheduler.cache_clear()
 

@@ -78,7 +78,8 @@ class LocalStackProcess:
 
 @pytest.fixture(scope="session")
 def local_stack():
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Webhook tests run their receivers on 127.0.0.1 over http: the local escape hatch (docs/architecture.md).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOCAL_ALLOW_LOOPBACK_WEBHOOKS": "1"}
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "local_stack", "--port", "0"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -4,6 +4,7 @@ events, and the grant worker fed the GrantQueue messages that the template's rul
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -500,9 +501,10 @@ def test_email_and_sms_rewards_go_through_ses_and_sns(api, engine, worker, stack
 
 
 class Hook:
-    """A tiny webhook receiver on 127.0.0.1: fails the first `failures` calls with a 500, records the rest."""
+    """A tiny webhook receiver on 127.0.0.1: fails the first `failures` calls with a 500, records the rest;
+    with `location`, answers every call with a redirect there instead."""
 
-    def __init__(self, failures: int):
+    def __init__(self, failures: int = 0, location: str | None = None):
         import http.server
         import threading
 
@@ -511,10 +513,14 @@ class Hook:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hook.calls.append((dict(self.headers), body))
-                self.send_response(500 if len(hook.calls) <= hook.failures else 204)
+                self.send_response(302 if location else 500 if len(hook.calls) <= hook.failures else 204)
+                if location:
+                    self.send_header("Location", location)
                 self.end_headers()
+
+            do_GET = do_POST  # noqa: N815 (a followed redirect arrives as a GET)
 
             def log_message(self, *args):
                 pass
@@ -527,8 +533,14 @@ class Hook:
         self.server.shutdown()
 
 
+@pytest.fixture
+def loopback_webhooks(monkeypatch):
+    """Receivers on 127.0.0.1 over http: the local escape hatch (never honoured in Lambda, docs/architecture.md)."""
+    monkeypatch.setenv("LOCAL_ALLOW_LOOPBACK_WEBHOOKS", "1")
+
+
 @pytest.mark.parametrize(("failures", "status", "calls"), [(2, "DISTRIBUTED", 3), (99, "FAILED", 4)])
-def test_webhook_is_signed_and_retried(api, engine, worker, stack, failures, status, calls):
+def test_webhook_is_signed_and_retried(api, engine, worker, stack, loopback_webhooks, failures, status, calls):
     from marketing.campaigns.channels import signature, tenant_secret
 
     boto3.client("secretsmanager").create_secret(Name=tenant_secret("t1", "app1", "hook"), SecretString="s3cret")
@@ -553,6 +565,46 @@ def test_webhook_is_signed_and_retried(api, engine, worker, stack, failures, sta
         assert (stock.available, stock.reserved, stock.issued) == (5, 0, 0)
     else:
         assert (stock.available, stock.reserved, stock.issued) == (4, 0, 1)
+
+
+def test_a_webhook_name_rebound_to_a_private_address_fails_the_grant_without_calling_it(api, engine, worker,
+                                                                                       stack, monkeypatch):
+    # Given a webhook whose name resolved to a public address when it was configured
+    answers = iter(["93.184.215.14"])  # then, from the next lookup on, this machine
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: (
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "10.0.0.5"), port))]))
+    connected = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connected.append(a))
+    reward = make_reward(stock=5, distributor={"type": "webhook", "url": "https://hooks.example.com/grant"})
+    _, tid = setup_task(api, reward["reward_id"])
+    # When the grant is distributed
+    engine(triggered("u-1", "e-1"))
+    assert drain(stack, worker) == []  # not retried: no retry makes the address safe
+    # Then it fails at once, naming the refused address, without any connection, and gives its stock back
+    [grant] = grants_of(tid)
+    assert grant["status"] == "FAILED" and connected == []
+    assert grant["reason"] == "webhook refused: hooks.example.com resolves to 10.0.0.5, a private address"
+    admin = Caller(sub="ops", tenant_id="t1", app_id="app1", roles=frozenset({Role.ADMIN}))
+    stock = rewards_service.get_reward(admin, reward["reward_id"]).stock
+    assert (stock.available, stock.reserved, stock.issued) == (5, 0, 0)
+
+
+def test_a_webhook_redirect_is_not_followed(api, engine, worker, stack, loopback_webhooks):
+    # Given a receiver that redirects every call to a server inside the network
+    inside = Hook()
+    redirecting = Hook(location=inside.url.replace("/hook", "/admin"))
+    try:
+        reward = make_reward(stock=5, distributor={"type": "webhook", "url": redirecting.url})
+        _, tid = setup_task(api, reward["reward_id"])
+        engine(triggered("u-1", "e-1"))
+        drain(stack, worker)
+    finally:
+        redirecting.close()
+        inside.close()
+    # Then every attempt stops at the redirect, and the grant fails saying so
+    [grant] = grants_of(tid)
+    assert grant["status"] == "FAILED" and len(redirecting.calls) == 4 and inside.calls == []
+    assert "answered 302; redirects are not followed" in grant["reason"]
 
 
 def test_a_crash_before_task_completed_left_is_repaired_by_the_redelivery(api, engine, worker, stack, monkeypatch):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import socket
+
 import boto3
 import pytest
 
@@ -77,6 +81,44 @@ def test_bad_rewards_are_refused_naming_the_field(rewards_api, stack, change, fi
     assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
 
 
+UNSAFE_WEBHOOKS = [
+    "http://hooks.example.com/grant",                 # not https
+    "https://127.0.0.1:9000/grant",                   # loopback
+    "https://10.0.0.7/grant",                         # private
+    "https://169.254.169.254/latest/meta-data/",      # link-local: the instance metadata service
+    "https://100.64.0.1/grant",                       # carrier-grade NAT
+    "https://224.0.0.1/grant",                        # multicast
+    "https://0.0.0.0/grant",                          # unspecified
+    "https://[::1]/grant",
+    "https://[fd00::1]/grant",
+    "https://[fe80::1]/grant",
+    "https://[::ffff:10.0.0.7]/grant",                # IPv4-mapped
+    "https://metadata.google.internal/computeMetadata/v1/",
+    "https://internal.example.com/grant",             # a public-looking name that resolves to a private address
+]
+
+
+@pytest.mark.parametrize("url", UNSAFE_WEBHOOKS)
+def test_a_webhook_into_a_private_network_is_refused_naming_the_field(rewards_api, stack, monkeypatch, url):
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: (
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.9.8.7", port))] if host == "internal.example.com"
+        else real(host, port, *a, **k)))
+    hook = {"type": "webhook", "url": url}
+    status, error = call(rewards_api, "POST", "/v1/rewards", "/v1/rewards", body={**COUPON, "distributor": hook})
+    assert status == 422, error
+    assert error["error"]["code"] == "UNSAFE_URL"
+    assert error["error"]["details"][0]["field"] == "body.distributor.webhook.url"
+    assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
+
+    # and a reward cannot be changed to call it either
+    reward = create(rewards_api)
+    path, update = f"/v1/rewards/{reward['reward_id']}", {k: v for k, v in COUPON.items() if k != "total_stock"}
+    status, error = call(rewards_api, "PUT", path, "/v1/rewards/{reward_id}", body={**update, "distributor": hook})
+    assert status == 422 and error["error"]["details"][0]["field"] == "body.distributor.webhook.url"
+    assert call(rewards_api, "GET", path, "/v1/rewards/{reward_id}")[1]["version"] == 1
+
+
 def test_listing_paginates_and_a_deleted_reward_is_gone(rewards_api):
     ids = [create(rewards_api, name=f"r{n}")["reward_id"] for n in range(3)]
     status, page = call(rewards_api, "GET", "/v1/rewards", "/v1/rewards", query={"limit": "2"})
@@ -97,6 +139,24 @@ def test_listing_paginates_and_a_deleted_reward_is_gone(rewards_api):
     assert ids[0] not in {r["reward_id"] for r in everything["items"]}
     reserve = {"reward_id": ids[0], "user_id": "u1", "quantity": 1, "expire_minutes": 5}
     assert call(rewards_api, "POST", "/v1/inventory/reserve", "/v1/inventory/reserve", body=reserve)[0] == 404
+
+
+def test_a_page_token_is_signed_and_only_for_its_caller(rewards_api):
+    # Given a page token handed to one admin
+    for n in range(3):
+        create(rewards_api, name=f"r{n}")
+    _, page = call(rewards_api, "GET", "/v1/rewards", "/v1/rewards", query={"limit": "1"})
+    token = page["next_token"]
+    key, _, mac = token.partition(".")
+    shown = json.loads(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)))
+    assert "gsi1pk" not in shown  # the partition stays with the query
+    assert call(rewards_api, "GET", "/v1/rewards", "/v1/rewards", query={"limit": "1", "next_token": token})[0] == 200
+
+    # Then another admin of the same tenant, or the same admin with an altered key, gets a 400
+    altered = base64.urlsafe_b64encode(json.dumps({**shown, "gsi1sk": "9999"}).encode()).decode().rstrip("=")
+    for who, bad in ((claims(T, "ops-2", "[admin]"), token), (ADMIN, f"{altered}.{mac}")):
+        status, error = call(rewards_api, "GET", "/v1/rewards", "/v1/rewards", who=who, query={"next_token": bad})
+        assert status == 400 and error["error"]["details"] == [{"field": "next_token"}], error
 
 
 def test_stock_moves_up_and_down_but_never_below_what_is_taken(rewards_api):

@@ -281,3 +281,25 @@ def test_operation_records_list_what_was_counted(fns, stack):
     forged = fns["api"](http_event("GET", "/v1/stats/page/7/records", route,
                                    query={"day": TODAY, "next_token": first["next_token"]}, claims_=ADMIN))
     assert forged["statusCode"] == 400
+
+
+def test_a_user_may_send_only_so_many_events_per_window(fns, stack, monkeypatch):
+    # Given a limit of 5 events per user token and day (the template says 120 a minute)
+    monkeypatch.setenv("RATE_LIMIT_EVENTS", "5")
+    monkeypatch.setenv("RATE_LIMIT_EVENTS_WINDOW_SECONDS", "86400")
+    user = claims("t1", "u1", "[user]")
+    visits = [{**EVERY_FAMILY[0], "event_id": f"v{i}", "wu_id": "u1"} for i in range(6)]
+    assert body_of(post_events(fns, visits[:3], claims_=user))["accepted"] == 3
+
+    # When a batch would pass the limit (events count, not requests), Then 429 and nothing is queued
+    refused = post_events(fns, visits[3:6], claims_=user)
+    assert refused["statusCode"] == 429 and int(refused["headers"]["Retry-After"]) >= 1
+    assert len(receive_all(stack)) == 3
+    # A batch that fits still goes
+    assert body_of(post_events(fns, visits[3:5], claims_=user))["accepted"] == 2
+    assert post_events(fns, visits[5:6], claims_=user)["statusCode"] == 429
+
+    # Another user and a back end are not held back by it
+    theirs = [{**visit, "wu_id": "u2"} for visit in visits[:5]]
+    assert body_of(post_events(fns, theirs, claims_=claims("t1", "u2", "[user]")))["accepted"] == 5
+    assert body_of(post_events(fns, [{**v, "event_id": f"s{i}"} for i, v in enumerate(visits)]))["accepted"] == 6

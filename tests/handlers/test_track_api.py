@@ -229,3 +229,32 @@ def test_health(stack):
     health = Function("HealthFunction", stack)
     answer = health(sample_event("health/get_health.json"))
     assert answer["statusCode"] == 200 and body_of(answer) == {"status": "UP"}
+
+
+def test_a_user_may_post_only_so_many_tracks_per_window(track_api, stack, monkeypatch):
+    # Given a limit of 3 tracks per user token and day (the template says 10 a minute; a day cannot roll over
+    # during the test)
+    monkeypatch.setenv("RATE_LIMIT_TRACKS", "3")
+    monkeypatch.setenv("RATE_LIMIT_TRACKS_WINDOW_SECONDS", "86400")
+    visit = {"user_id": "u-1001", "track_type": 1, "referrer": "r"}
+    assert [post_track(track_api, visit, USER)["statusCode"] for _ in range(3)] == [201] * 3
+
+    # When the user posts a fourth
+    before = table_items(stack)
+    answer = post_track(track_api, visit, USER, headers={"Idempotency-Key": "fourth"})
+
+    # Then it is refused with a Retry-After until the window closes, and nothing is written
+    assert answer["statusCode"] == 429, answer
+    assert body_of(answer)["error"]["code"] == "TOO_MANY_REQUESTS"
+    assert 1 <= int(answer["headers"]["Retry-After"]) <= 86400
+    assert table_items(stack) == before
+
+    # Another user, and staff tokens, are not held back by it
+    other = claims("t1", "u-2002", "[user]")
+    assert post_track(track_api, {**visit, "user_id": "u-2002"}, other)["statusCode"] == 201
+    assert [post_track(track_api, visit, who)["statusCode"] for who in (ADMIN, claims("t1", "be", "[service]"))
+            ] == [201, 201]
+
+    # And the refusal is not replayed for its Idempotency-Key: once allowed again, the request runs
+    monkeypatch.setenv("RATE_LIMIT_TRACKS", "4")
+    assert post_track(track_api, visit, USER, headers={"Idempotency-Key": "fourth"})["statusCode"] == 201

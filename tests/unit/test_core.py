@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
+import boto3
 import pytest
+from moto import mock_aws
 
 from marketing.core import pagination
 from marketing.core.errors import BadRequest, Forbidden, Unauthorized
@@ -62,29 +67,76 @@ def test_the_scope_of_every_key_is_the_tenant_and_the_app():
     assert caller.scope == scope_of("t1", "app-2") != scope_of("t1", "app-3")
 
 
-def test_page_tokens_round_trip_and_refuse_other_partitions():
-    key = {"pk": "T#t1#U#a", "sk": "ARRIVAL#1#x"}
-    token = pagination.encode(key)
-    assert pagination.decode(token, partition={"pk": "T#t1#U#a"}) == key
-    with pytest.raises(BadRequest):
-        pagination.decode(token, partition={"pk": "T#t2#U#a"})
-    with pytest.raises(BadRequest):
-        pagination.decode("%%%", partition={"pk": "T#t1#U#a"})
-    with pytest.raises(BadRequest):
-        pagination.decode(pagination.encode({"pk": "T#t1#U#a", "sk": 5}), partition={"pk": "T#t1#U#a"})
-    assert pagination.encode(None) is None and pagination.decode(None, partition={}) is None
+PARTITION = {"pk": "T#t1#U#a"}
+QUERY = '["arrivals of a"]'
 
 
-@pytest.mark.parametrize("key", [
-    {"pk": "T#t1#U#a"},                                                        # no sort key: DynamoDB refuses it
-    {"pk": "T#t1#U#a", "sk": "ARRIVAL#1#x", "gsi1pk": "g", "gsi1sk": "x"},     # an index's token on the table
-    {"pk": "T#t1#U#a", "sk": "DOWN#01#x"},                                     # another query of the partition
+def token_for(key: dict, *, query: str = QUERY, audience=("t1", "app1", "alice", "GET /tracks")) -> str:
+    pagination.bind(*audience)
+    return pagination.encode(key, query=query, partition=PARTITION)
+
+
+def test_page_tokens_round_trip_without_the_partition():
+    key = {**PARTITION, "sk": "ARRIVAL#1#x"}
+    token = token_for(key)
+    assert "T#t1" not in base64.urlsafe_b64decode(token.split(".")[0] + "==").decode()  # the query has it
+    assert pagination.decode(token, query=QUERY, partition=PARTITION) == key
+    assert pagination.encode(None, query=QUERY, partition=PARTITION) is None
+    assert pagination.decode(None, query=QUERY, partition=PARTITION) is None
+
+
+def _altered(token: str) -> str:
+    """The same key with another sort key inside the query's own partition and prefix, the MAC kept."""
+    _, mac = token.split(".")
+    key = base64.urlsafe_b64encode(json.dumps({"sk": "ARRIVAL#1#zzz"}).encode()).decode().rstrip("=")
+    return f"{key}.{mac}"
+
+
+def _unsigned(token: str) -> str:
+    """What page tokens used to be: base64 of the LastEvaluatedKey, which anyone can write."""
+    return base64.urlsafe_b64encode(json.dumps({**PARTITION, "sk": "ARRIVAL#1#zzz"}).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("spoil", [
+    _altered, _unsigned, lambda t: t[:-2], lambda t: "!!not-a-token", lambda t: t + "é",
+], ids=["altered key", "unsigned", "truncated MAC", "garbage", "non-ASCII"])
+def test_a_forged_or_altered_page_token_is_400_naming_next_token(spoil):
+    token = token_for({**PARTITION, "sk": "ARRIVAL#1#x"})
+    with pytest.raises(BadRequest) as refused:
+        pagination.decode(spoil(token), query=QUERY, partition=PARTITION)
+    assert refused.value.details == [{"field": "next_token"}]
+
+
+@pytest.mark.parametrize("elsewhere", [
+    {"query": '["downline of a"]'},                                            # another query of the partition
+    {"partition": {"pk": "T#t2#U#a"}},                                         # another tenant's partition
+    {"audience": ("t1", "app1", "mallory", "GET /tracks")},                    # another caller
+    {"audience": ("t1", "app2", "alice", "GET /tracks")},                      # another app of the tenant
+    {"audience": ("t1", "app1", "alice", "GET /v1/rewards")},                  # another route
 ])
-def test_page_tokens_must_be_a_key_of_the_query_itself(key):
-    query = {"partition": {"pk": "T#t1#U#a"}, "key_names": ("pk", "sk"), "sort_prefix": ("sk", "ARRIVAL#")}
-    assert pagination.decode(pagination.encode({"pk": "T#t1#U#a", "sk": "ARRIVAL#2#y"}), **query)
+def test_a_page_token_works_only_for_its_caller_and_query(elsewhere):
+    token = token_for({**PARTITION, "sk": "ARRIVAL#1#x"})
+    pagination.bind(*elsewhere.get("audience", ("t1", "app1", "alice", "GET /tracks")))
     with pytest.raises(BadRequest):
-        pagination.decode(pagination.encode(key), **query)
+        pagination.decode(token, query=elsewhere.get("query", QUERY), partition=elsewhere.get("partition", PARTITION))
+
+
+def test_in_lambda_the_key_is_the_templates_secret(monkeypatch):
+    # Given a function in Lambda whose page-token secret holds a generated value
+    with mock_aws():
+        arn = boto3.client("secretsmanager").create_secret(Name="page-tokens", SecretString="s3cr3t" * 8)["ARN"]
+        local = token_for({**PARTITION, "sk": "ARRIVAL#1#x"})  # signed with the local default
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "TrackApi")
+        monkeypatch.setenv("PAGE_TOKEN_SECRET_ARN", arn)
+        pagination.reset()
+        try:
+            # Then its tokens are signed with that secret, and a token signed with the local default is refused
+            token = token_for({**PARTITION, "sk": "ARRIVAL#1#x"})
+            assert pagination.decode(token, query=QUERY, partition=PARTITION)["sk"] == "ARRIVAL#1#x"
+            with pytest.raises(BadRequest):
+                pagination.decode(local, query=QUERY, partition=PARTITION)
+        finally:
+            pagination.reset()
 
 
 def test_codes_and_ids():

@@ -88,3 +88,28 @@ def test_http_api_uses_a_jwt_authorizer_and_only_health_and_signed_webhooks_are_
               if e["Type"] == "HttpApi" and e["Properties"].get("Auth", {}).get("Authorizer") == "NONE"]
     # CPS platforms authenticate their webhooks with an HMAC signature instead of a JWT.
     assert public == ["HealthFunction.Health", "CpsWebhookFunction.OrderWebhook"]
+
+
+def test_only_the_functions_that_page_may_read_the_page_token_key():
+    # Every function that hands out page tokens signs them with the template's generated secret, and only those
+    # functions may read it (least privilege): nothing else needs the key.
+    secret = TEMPLATE_DICT["Resources"]["PageTokenSecret"]["Properties"]
+    assert "GenerateSecretString" in secret and "SecretString" not in secret
+    for spec in SPECS:
+        pages = "next_token" in (spec.code_dir / "app.py").read_text()
+        props = TEMPLATE_DICT["Resources"][spec.logical_id]["Properties"]
+        variables = props.get("Environment", {}).get("Variables", {})
+        readers = [p for p in props.get("Policies", []) if isinstance(p, dict) and
+                   p.get("AWSSecretsManagerGetSecretValuePolicy") == {"SecretArn": {"Ref": "PageTokenSecret"}}]
+        assert (variables.get("PAGE_TOKEN_SECRET_ARN") == {"Ref": "PageTokenSecret"}) == pages, spec.logical_id
+        assert len(readers) == (1 if pages else 0), spec.logical_id
+
+
+def test_the_rate_limits_the_template_sets_are_the_codes_defaults():
+    from marketing.ratelimit import service as ratelimit
+
+    variables = {**TEMPLATE_DICT["Resources"]["TrackApiFunction"]["Properties"]["Environment"]["Variables"],
+                 **TEMPLATE_DICT["Resources"]["StatsIntakeFunction"]["Properties"]["Environment"]["Variables"]}
+    for route, default in ratelimit.DEFAULTS.items():
+        assert (int(variables[f"RATE_LIMIT_{route}"]), int(variables[f"RATE_LIMIT_{route}_WINDOW_SECONDS"])) == \
+            (default.units, default.window_seconds), route

@@ -1,5 +1,6 @@
 """How a generated reward reaches its user: a webhook to the tenant (HMAC-signed), an e-mail (SES) or a text
-message (SNS). Each raises DeliveryFailed on a failure worth retrying. Clients are built lazily, once."""
+message (SNS). Each raises DeliveryFailed on a failure worth retrying; a webhook whose URL leads into a private
+network raises UnsafeDestination (core.outbound), which no retry can fix. Clients are built lazily, once."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import hmac
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from functools import cache
 from typing import Any
 
@@ -17,7 +16,7 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import BotoCoreError, ClientError
 
-from marketing.core import config
+from marketing.core import config, outbound
 
 SIGNATURE_HEADER = "X-Marketing-Signature"
 TIMEOUT_SECONDS = 5
@@ -62,6 +61,8 @@ def tenant_secret(tenant_id: str, app_id: str, name: str) -> str:
 
 
 def webhook(url: str, secret_id: str | None, payload: dict[str, Any]) -> None:
+    """POST the payload to the tenant's URL; raises UnsafeDestination (from core.outbound) before any
+    connection when the URL leads into a private network, DeliveryFailed when the receiver fails."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Marketing-Timestamp": timestamp,
@@ -69,15 +70,14 @@ def webhook(url: str, secret_id: str | None, payload: dict[str, Any]) -> None:
     if secret_id:
         secret = _secrets().get(secret_id, max_age=300)
         headers[SIGNATURE_HEADER] = signature(str(secret), timestamp, body)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 (tenant's https URL)
-            if not 200 <= answer.status < 300:
-                raise DeliveryFailed(f"webhook answered {answer.status}")
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"webhook answered {exc.code}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        status = outbound.post(url, body, headers, timeout=TIMEOUT_SECONDS)
+    except OSError as exc:  # timeouts, refused connections, names that do not resolve (yet)
         raise DeliveryFailed(f"webhook unreachable: {exc}") from exc
+    if 300 <= status < 400:
+        raise DeliveryFailed(f"webhook answered {status}; redirects are not followed")
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"webhook answered {status}")
 
 
 def _text(payload: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from marketing.core import events
 from marketing.core.clock import now
 from marketing.core.identity import Caller, Role
 from marketing.core.observability import logger, metrics
+from marketing.core.outbound import UnsafeDestination
 from marketing.rewards import api as rewards
 from marketing.rewards.errors import OutOfStock, PerUserLimitReached, ReservationClosed, RewardNotFound
 
@@ -198,6 +199,8 @@ class _Pipeline:
             self._send()
         except _NoRecipient as exc:
             return self._fail(grant, str(exc))
+        except UnsafeDestination as exc:  # no retry makes it safe
+            return self._fail(grant, f"webhook refused: {exc}")
         except channels.DeliveryFailed as exc:
             if self.attempt < max_attempts():
                 logger.warning("distribution failed; retrying", extra={"grant_id": self.grant_id,

@@ -11,10 +11,12 @@ class DomainError(Exception):
     status = 400
     code = "BAD_REQUEST"
 
-    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None, code: str | None = None):
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.headers = headers or {}  # HTTP headers of the answer (Retry-After)
         if code:
             self.code = code
 
@@ -54,6 +56,10 @@ class BadRequest(DomainError):
 
 class TooManyRequests(DomainError):
     status, code = 429, "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, code: str | None = None):
+        super().__init__(message, code=code,
+                         headers={"Retry-After": str(retry_after)} if retry_after is not None else None)
 
 
 class ValidationFailed(DomainError):

@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from marketing.core import config
+from marketing.core import config, pagination
 from marketing.core.errors import DomainError, Forbidden, ValidationFailed
 from marketing.core.identity import Caller, caller_from_claims
 from marketing.core.observability import logger, metrics, tracer
@@ -44,11 +44,13 @@ _IDEMPOTENCY_KEY_PATH = (
 )
 
 
-def error_body(status: int, code: str, message: str, details: list | None = None) -> Response:
+def error_body(status: int, code: str, message: str, details: list | None = None,
+               headers: dict[str, str] | None = None) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body={"error": {"code": code, "message": message, "details": details or []}},
+        headers=headers,
     )
 
 
@@ -60,7 +62,7 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(DomainError)
     def _domain(exc: DomainError):
-        return error_body(exc.status, exc.code, exc.message, exc.details)
+        return error_body(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError):
@@ -99,6 +101,7 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
     for field, mine in (("tenant_id", who.tenant_id), ("app_id", who.app_id)):
         if any(where.get(field) is not None and str(where[field]) != mine for where in named):
             raise Forbidden(f"the request names another {field.removesuffix('_id')}")
+    pagination.bind(who.tenant_id, who.app_id, who.sub, event.route_key)  # its page tokens are for it alone
     return who
 
 
@@ -110,7 +113,8 @@ def _persistence_layer() -> DynamoDBPersistenceLayer:
 
 
 class _DoNotRemember(Exception):
-    """Carries a 5xx answer out of the idempotent call so its record is dropped and a retry runs again."""
+    """Carries a 5xx or 429 answer out of the idempotent call so its record is dropped and a retry runs again
+    (a request refused by the rate limit must run once its window has passed, not replay the refusal)."""
 
     def __init__(self, response: dict[str, Any]):
         self.response = response
@@ -122,7 +126,8 @@ def lambda_handler_for(app: APIGatewayHttpResolver, *, idempotent_writes: bool =
 
     def resolve(event: dict, context: Any) -> dict:
         answer = app.resolve(event, context)
-        if answer.get("statusCode", 500) >= 500:
+        status = answer.get("statusCode", 500)
+        if status >= 500 or status == HTTPStatus.TOO_MANY_REQUESTS:
             raise _DoNotRemember(answer)
         return answer
 

@@ -10,7 +10,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from marketing.core import events
+from marketing.core import events, outbound
 from marketing.core.clock import iso, now, now_iso
 from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
@@ -70,8 +70,18 @@ def _with_stock(scope: str, item: dict) -> Reward:
     return reward_view(item, dal.get_shards(scope, [item])[item["reward_id"]])
 
 
+def _check_distributor(body: RewardFields) -> None:
+    """A webhook must lead out of our network (core.outbound); it is checked again before every call."""
+    if body.distributor.type == "webhook":
+        try:
+            outbound.destination(str(body.distributor.url), configuring=True)
+        except outbound.UnsafeDestination as exc:
+            raise InvalidInput("body.distributor.webhook.url", str(exc), code="UNSAFE_URL") from exc
+
+
 def create_reward(caller: Caller, body: RewardIn) -> Reward:
     caller.require(Role.ADMIN)
+    _check_distributor(body)
     moment = now_iso()
     item = {**body.stored(), "reward_id": new_id(), "total_stock": body.total_stock, "shards": body.shards,
             "version": 1, "created_at": moment, "updated_at": moment}
@@ -90,6 +100,7 @@ def list_rewards(caller: Caller, limit: int, next_token: str | None) -> RewardPa
 
 def update_reward(caller: Caller, reward_id: str, body: RewardFields) -> Reward:
     caller.require(Role.ADMIN)
+    _check_distributor(body)
     try:
         item = dal.update_reward(caller.scope, reward_id, body.stored(), now_iso())
     except dal.ConditionFailed as exc:

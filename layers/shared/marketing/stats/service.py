@@ -14,6 +14,7 @@ from marketing.core.clock import iso, now
 from marketing.core.errors import InvalidInput
 from marketing.core.identity import Caller, Role, scope_of
 from marketing.core.observability import logger, metrics
+from marketing.ratelimit import service as ratelimit
 from marketing.stats import dal, delivery
 from marketing.stats.chart import bar_chart
 from marketing.stats.mapping import from_domain_event, running_of
@@ -78,6 +79,7 @@ def _rule_errors(caller: Caller, index: int, event: Common, at: datetime) -> lis
 def submit(caller: Caller, body: EventBatchIn) -> EventBatchResult:
     """Validate each event on its own and queue the valid ones; the answer says, per event, why not."""
     caller.require(Role.ADMIN, Role.SERVICE, Role.USER)
+    ratelimit.charge(caller, ratelimit.EVENTS, cost=len(body.events))  # a user's events, not requests, count
     at = now()
     results: list[EventResult] = []
     queued: list[tuple[str, dict, int]] = []

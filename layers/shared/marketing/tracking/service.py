@@ -10,6 +10,7 @@ from marketing.core.errors import Conflict, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id, random_code
 from marketing.core.observability import metrics
+from marketing.ratelimit import service as ratelimit
 from marketing.tracking import dal
 from marketing.tracking.models import (
     BUILT_IN_TRACK_TYPES,
@@ -105,6 +106,7 @@ def record_arrival(caller: Caller, body: TrackIn) -> tuple[Track, bool]:
     """Record that `user_id` arrived through a referrer. Answers (record, created). A once-per-user type
     (new user) keeps its first attribution: a repeat returns the original record, and its event again."""
     caller.require_user_access(body.user_id)
+    ratelimit.charge(caller, ratelimit.TRACKS)
     kind = _track_type(caller, body.track_type)
     referrer, promcode = _referrer_of(caller, body)
     if referrer == body.user_id:

@@ -1,0 +1,1 @@
+"""Per-user rate limits of the routes end users write to (`POST /v1/events`, `POST /tracks`)."""
