@@ -108,6 +108,50 @@ def test_a_small_batch_is_listed_masked_and_exported_in_disjoint_parts(apis, sta
     assert masked == {c[-4:] for c in one + two}
 
 
+def stored_exports(stack) -> list[str]:
+    answer = boto3.client("s3").list_objects_v2(Bucket=stack.ref("ExportBucket"), Prefix="exports/")
+    return [o["Key"] for o in answer.get("Contents", [])]
+
+
+def test_an_export_whose_file_cannot_be_written_claims_no_code(apis, stack):
+    rewards_api, redeem_api = apis
+    batch = new_batch(redeem_api, new_reward(rewards_api), count=5)
+    s3, bucket = boto3.client("s3"), stack.ref("ExportBucket")
+    # Given a bucket that refuses the write
+    s3.delete_bucket(Bucket=bucket)
+    # When an export runs
+    status, _ = export(redeem_api, batch["batch_id"])
+    # Then it fails and every code is still there to export
+    assert status == 500
+    _, seen = call(redeem_api, "GET", f"/v1/redeem-code-batches/{batch['batch_id']}",
+                   "/v1/redeem-code-batches/{batch_id}")
+    assert seen["exported"] == 0
+    s3.create_bucket(Bucket=bucket)
+    status, done = export(redeem_api, batch["batch_id"])
+    assert (status, done["count"], len(exported_codes(stack, done))) == (201, 5, 5)
+
+
+def test_an_export_that_loses_its_range_to_a_grant_deletes_its_file_and_takes_the_next(apis, stack, monkeypatch):
+    from marketing.rewards import dal, files
+
+    rewards_api, redeem_api = apis
+    batch = new_batch(redeem_api, new_reward(rewards_api), count=5)
+    store, taken = files.store, []
+
+    def store_while_a_grant_takes_a_code(key, body, fmt):
+        url = store(key, body, fmt)
+        if not taken:  # a grant claims the first code between the file's write and the export's claim
+            taken.append(dal.claim_one(T, batch["batch_id"]))
+        return url
+
+    monkeypatch.setattr(files, "store", store_while_a_grant_takes_a_code)
+    status, done = export(redeem_api, batch["batch_id"])
+    assert (status, taken, done["count"]) == (201, [0], 4)
+    assert stored_exports(stack) == [f"exports/{T}/{batch['batch_id']}/{done['export_id']}.csv"]
+    assert len(exported_codes(stack, done)) == 4
+    assert export(redeem_api, batch["batch_id"])[1]["error"]["code"] == "NOTHING_TO_EXPORT"
+
+
 def test_redemption_answers_the_grant_once_with_distinct_errors(apis, stack, bus_events):
     rewards_api, redeem_api = apis
     reward_id = new_reward(rewards_api, total_stock=2)
