@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from marketing.rewards import codes
-from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
+from tests.support import Function, RunningOutContext, body_of, bus_tap, claims, http_event, sample_event
 
 T = "t1"
 ADMIN = claims(T, "ops", "[admin]")
@@ -308,6 +308,26 @@ def test_the_worker_reports_only_the_failing_message(apis, stack):
     status, done = call(redeem_api, "GET", f"/v1/redeem-code-batches/{batch['batch_id']}",
                         "/v1/redeem-code-batches/{batch_id}")
     assert (done["status"], done["generated"]) == ("DONE", 1001)
+
+
+def test_the_worker_leaves_the_chunks_it_has_no_time_for(apis, stack):
+    rewards_api, redeem_api = apis
+    batch = new_batch(redeem_api, new_reward(rewards_api), count=2001)  # two chunks: 2,000 codes and 1
+    sqs, url = boto3.client("sqs"), stack.ref("CodeBatchQueue")
+    records = [{**sample_event("code_batch_worker/chunk.json")["Records"][0], "messageId": m["MessageId"],
+                "body": m["Body"]} for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]]
+    worker = Function("CodeBatchWorkerFunction", stack)
+    # Given an invocation with time for one chunk only
+    one = int(worker.module.processor.worst_case(1) * 1000)
+    answer = worker({"Records": records}, RunningOutContext(worker.spec, one, one - 1))
+    # Then the second chunk is reported, not started
+    assert answer == {"batchItemFailures": [{"itemIdentifier": records[1]["messageId"]}]}
+    path, route = f"/v1/redeem-code-batches/{batch['batch_id']}", "/v1/redeem-code-batches/{batch_id}"
+    _, seen = call(redeem_api, "GET", path, route)
+    assert (seen["status"], seen["generated"]) == ("GENERATING", json.loads(records[0]["body"])["count"])
+    # And its redelivery finishes the batch
+    assert worker({"Records": records[1:]}) == {"batchItemFailures": []}
+    assert call(redeem_api, "GET", path, route)[1]["generated"] == 2001
 
 
 def test_the_sweeper_function_expires_due_reservations(apis, stack):

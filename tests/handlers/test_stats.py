@@ -12,7 +12,7 @@ from local_stack.delivery import sqs_record
 from marketing.core.clock import iso, now
 from marketing.stats import delivery
 from marketing.stats.metrics import METRICS
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, RunningOutContext, body_of, claims, http_event, sample_event
 
 SERVICE = claims("t1", "backend", "[service]")
 ADMIN = claims("t1", "ops", "[admin]")
@@ -281,3 +281,18 @@ def test_operation_records_list_what_was_counted(fns, stack):
     forged = fns["api"](http_event("GET", "/v1/stats/page/7/records", route,
                                    query={"day": TODAY, "next_token": first["next_token"]}, claims_=ADMIN))
     assert forged["statusCode"] == 400
+
+
+def test_a_consumer_running_out_of_time_leaves_the_rest_of_the_batch_for_redelivery(fns, stack):
+    post_events(fns, EVERY_FAMILY)
+    records = receive_all(stack)
+    consumer = fns["consumer"]
+    # Given an invocation with time for the flush and three records, then less
+    enough = int(consumer.module.processor.worst_case(3) * 1000)
+    context = RunningOutContext(consumer.spec, enough, enough, enough, enough - 4000)
+    # When it takes the batch, then it parses three records only and reports the others
+    answer = consumer({"Records": records}, context)
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [r["messageId"] for r in records[3:]]
+    # And the redelivered rest completes the totals exactly
+    assert consumer({"Records": records[3:]}) == {"batchItemFailures": []}
+    assert stats(fns)["totals"] == full(EXPECTED_ACTIVITY)
