@@ -28,12 +28,13 @@ EVENTS = ROOT / "events"
 def reset_clients() -> None:
     """Forget cached boto3 clients so the next call binds to the current mock or endpoint."""
     from marketing.core import dynamo, events
-    from marketing.cps import signing
+    from marketing.cps import adapters, signing
     from marketing.stats import delivery
 
     dynamo.resource.cache_clear()
     events._client.cache_clear()
     signing.reset()
+    adapters._secrets.cache_clear()
     delivery._sqs.cache_clear()
     delivery._scheduler.cache_clear()
 
