@@ -34,7 +34,9 @@ def test_globals_target_arm64_python313_with_tracing_and_the_layer():
     assert function["Tracing"] == "Active"
     assert function["Layers"] == [{"Ref": "SharedLayer"}]
     layer = TEMPLATE_DICT["Resources"]["SharedLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # layers/shared/Makefile: aarch64 cp313 wheels and python3.13 bytecode (tests/packaging checks the build)
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert "build-SharedLayer:" in (ROOT / "layers" / "shared" / "Makefile").read_text()
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
 
 
@@ -277,8 +279,8 @@ def test_the_api_logs_access_throttles_every_route_and_the_open_ones_tighter():
 def test_cors_is_a_parameter_and_off_by_default():
     assert PARAMETERS["CorsAllowOrigins"]["Default"] == ""
     condition, allowed, none = props("HttpApi")["CorsConfiguration"]["Fn::If"]
-    assert (condition, allowed["AllowOrigins"], none) == ("HasCors", {"Ref": "CorsAllowOrigins"},
-                                                         {"Ref": "AWS::NoValue"})
+    assert (condition, allowed["AllowOrigins"], none) == (
+        "HasCors", {"Fn::Split": [",", {"Ref": "CorsAllowOrigins"}]}, {"Ref": "AWS::NoValue"})
 
 
 def test_the_table_is_protected_and_its_index_projection_is_what_its_queries_read():
