@@ -8,13 +8,15 @@ STAMP := $(VENV)/.installed
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PORT ?= 3000
 TENANT ?= t1
 APP ?= app1
 ROLES ?= admin
 SUB ?= ops
 
-.PHONY: venv run token test unit e2e lint packaging bench build deploy clean
+.PHONY: venv run token test unit e2e lint operations packaging bench build deploy clean
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,15 +33,30 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.140'
 	touch $(SAM_STAMP)
 
+# checkov too: installed beside the project it downgrades urllib3 and packaging.
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+	touch $(CHECKOV_STAMP)
+
 run: venv
 	PORT=$(PORT) $(BIN)/python -m local_stack
 
 token: venv
 	@$(BIN)/python -m local_stack.token --tenant $(TENANT) --app $(APP) --roles $(ROLES) --sub $(SUB)
 
-lint: venv
-	$(BIN)/cfn-lint template.yaml
-	$(BIN)/ruff check layers functions local_stack tests bench
+# The template with the serverless rules, its generated operations section up to date, checkov (every finding
+# fixed or skipped with its reason in the resource's Metadata; --skip-download: no network), and the code.
+lint: venv $(CHECKOV_STAMP)
+	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
+	$(BIN)/python -m tools.operations --check
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(BIN)/ruff check layers functions local_stack tests bench tools
+
+# Regenerates template.yaml's alarms, log groups and dashboard from its resources (tools/operations.py).
+operations: venv
+	$(BIN)/python -m tools.operations
 
 test: venv $(SAM_STAMP) lint
 	SAM_CLI=$(abspath $(SAM)) $(BIN)/pytest
@@ -56,8 +73,10 @@ bench: venv
 build: $(SAM_STAMP)
 	PATH="$$($(BIN)/python -m tests.packaging.python313):$$PATH" $(SAM) build
 
+# One command per environment: `make deploy` (dev), `make deploy ENV=prod` (samconfig.toml; docs/operations.md).
+ENV ?= default
 deploy: build
-	$(SAM) deploy --guided
+	$(SAM) deploy --config-env $(ENV)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache

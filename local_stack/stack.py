@@ -27,6 +27,8 @@ LOCAL_ENV = {
     "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
     "POWERTOOLS_DEV": "false",
+    # The embedded AWS serves one request at a time: a request may wait on many others (marketing.core.aws).
+    "MARKETING_AWS_READ_TIMEOUT": "60",
 }
 
 

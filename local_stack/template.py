@@ -99,8 +99,20 @@ class Resolver:
         return {k: self.resolve(v) for k, v in value.items()}
 
 
+# The local stack's own values for the parameters a deploy must name (the template gives them no default, and
+# its patterns refuse these reserved example and local names, so none of them can reach a deploy).
+LOCAL_PARAMETERS = {
+    "JwtIssuer": "https://auth.local.example",
+    "JwtAudience": "marketing-engine.local",
+    "ShareBaseUrl": "https://example.com/s",
+    "RewardSenderEmail": "rewards@example.com",
+}
+
+
 def parameter_defaults(template: dict, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The template's defaults, then the local values, then `overrides`."""
     values = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+    values.update({k: v for k, v in LOCAL_PARAMETERS.items() if k in values})
     values.update(overrides or {})
     return values
 

@@ -28,13 +28,14 @@ EVENTS = ROOT / "events"
 def reset_clients() -> None:
     """Forget cached boto3 clients so the next call binds to the current mock or endpoint."""
     from marketing.core import dynamo, events, pagination
-    from marketing.cps import signing
+    from marketing.cps import adapters, signing
     from marketing.stats import delivery
 
     dynamo.resource.cache_clear()
     events._client.cache_clear()
     signing.reset()
     pagination.reset()
+    adapters._secrets.cache_clear()
     delivery._sqs.cache_clear()
     delivery._scheduler.cache_clear()
 
@@ -87,9 +88,21 @@ class Function:
         self.spec = spec_of(logical_id, stack)
         self.module = load_module(self.spec)
 
-    def __call__(self, event: dict) -> Any:
+    def __call__(self, event: dict, context: LambdaContext | None = None) -> Any:
         handler = getattr(self.module, self.spec.handler.rsplit(".", 1)[1])
-        return handler(event, LambdaContext(self.spec))
+        return handler(event, context or LambdaContext(self.spec))
+
+
+class RunningOutContext(LambdaContext):
+    """A Lambda context whose remaining time is told by `remaining_ms`, one value per question (the last one
+    repeats): an invocation that runs low on time without a test waiting for it."""
+
+    def __init__(self, spec: FunctionSpec, *remaining_ms: int):
+        super().__init__(spec)
+        self._told = list(remaining_ms)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._told.pop(0) if len(self._told) > 1 else self._told[0]
 
 
 def claims(tenant: str = "t1", sub: str = "ops", roles: str = "[admin]", app: str = "app1") -> dict[str, str]:

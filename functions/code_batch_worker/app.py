@@ -3,14 +3,17 @@ one by one (partial batch responses) and retried, then parked in the DLQ."""
 
 import json
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from marketing.core.batch import DeadlineBatchProcessor
 from marketing.core.identity import scope_of
 from marketing.core.observability import logger, metrics, tracer
 from marketing.rewards import redeem
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A chunk (redeem.CHUNK codes) is about 80 BatchWriteItem requests: seconds, or tens of seconds when DynamoDB
+# throttles the new partitions. A chunk is started only while that worst case still fits.
+processor = DeadlineBatchProcessor(record_seconds=25)
 
 
 def generate(record: SQSRecord) -> None:

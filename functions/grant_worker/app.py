@@ -4,15 +4,17 @@ distribution must be retried is reported as a batch item failure and comes back 
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from marketing.campaigns import grants
+from marketing.campaigns import channels, grants
 from marketing.campaigns.models import TaskCompleted
+from marketing.core.batch import DeadlineBatchProcessor
 from marketing.core.observability import logger, metrics, tracer
 
-# Report every failure item by item, even when the whole batch failed: only those records come back.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# A grant's worst case: a distribution channel that answers at its timeout, plus its DynamoDB work. A record is
+# started only while that still fits; the others go back to the queue.
+processor = DeadlineBatchProcessor(record_seconds=channels.TIMEOUT_SECONDS + 2)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -18,7 +18,7 @@ from marketing.campaigns.periods import ONCE_KEY
 from marketing.core.identity import Caller, Role
 from marketing.rewards import service as rewards_service
 from marketing.rewards.models import RewardFields, RewardIn
-from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
+from tests.support import Function, RunningOutContext, body_of, bus_tap, claims, http_event, sample_event
 
 ADMIN = claims("t1", "ops", "[admin]")
 OTHER_TENANT = claims("t2", "ops", "[admin]")
@@ -838,3 +838,22 @@ def test_a_failed_grant_gives_its_slot_back_once_despite_a_crash_and_a_repeat(ap
     assert drain(stack, worker) == []
     # Then the slot went back exactly once
     assert frequency_slots(stack, reward) == [(2, 0)]
+
+
+def test_a_worker_running_out_of_time_leaves_the_other_grants_for_redelivery(api, engine, worker, stack):
+    reward = make_reward()
+    _, tid = setup_task(api, reward["reward_id"])
+    for i in range(3):
+        engine(triggered(f"u-{i}", f"e-{i}"))
+    sqs, url = boto3.client("sqs"), stack.queue_urls["GrantQueue"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs", "awsRegion": "us-east-1"} for m in messages]
+    assert len(records) == 3
+    # Given an invocation with time for one grant's worst case only
+    one = int(worker.module.processor.worst_case(1) * 1000)
+    answer = worker({"Records": records}, RunningOutContext(worker.spec, one, one - 1))
+    # Then one grant is distributed and the two others are reported, not started
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [r["messageId"] for r in records[1:]]
+    assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]

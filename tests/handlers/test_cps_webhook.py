@@ -385,11 +385,11 @@ def test_webhooks_of_a_platform_without_a_secret_ask_secrets_manager_once_a_minu
     assert asked == [f"{prefix}meituan"] * 2
 
 
-def test_in_lambda_the_scheduled_pull_reads_its_sources_from_ssm(fns, abc, monkeypatch):
+def test_in_lambda_the_scheduled_pull_reads_its_sources_from_secrets_manager(fns, abc, monkeypatch):
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cps-pull")
-    name = fns["pull"].spec.environment["CPS_PULL_SOURCES_PARAMETER"]
+    name = fns["pull"].spec.environment["CPS_PULL_SOURCES_SECRET"]
     sources = [{**SOURCE, "orders": [order(abc)]}]
-    boto3.client("ssm").put_parameter(Name=name, Type="String", Value=json.dumps(sources))
+    boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(sources))
     result = fns["pull"](sample_event("cps_pull/scheduled.json"))
     assert result["results"] == [{"tenant_id": "t1", "app_id": "app1", "platform": "fake", "pulled": 1, "changed": 1,
                                   "rejected": 0}]

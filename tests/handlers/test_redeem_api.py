@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from marketing.rewards import codes
-from tests.support import Function, body_of, bus_tap, claims, http_event, sample_event
+from tests.support import Function, RunningOutContext, body_of, bus_tap, claims, http_event, sample_event
 
 T = "t1"
 ADMIN = claims(T, "ops", "[admin]")
@@ -107,6 +107,50 @@ def test_a_small_batch_is_listed_masked_and_exported_in_disjoint_parts(apis, sta
     assert all(i["exported"] for i in page["items"])
     masked = {i["masked_code"][-4:] for i in page["items"]}
     assert masked == {c[-4:] for c in one + two}
+
+
+def stored_exports(stack) -> list[str]:
+    answer = boto3.client("s3").list_objects_v2(Bucket=stack.ref("ExportBucket"), Prefix="exports/")
+    return [o["Key"] for o in answer.get("Contents", [])]
+
+
+def test_an_export_whose_file_cannot_be_written_claims_no_code(apis, stack):
+    rewards_api, redeem_api = apis
+    batch = new_batch(redeem_api, new_reward(rewards_api), count=5)
+    s3, bucket = boto3.client("s3"), stack.ref("ExportBucket")
+    # Given a bucket that refuses the write
+    s3.delete_bucket(Bucket=bucket)
+    # When an export runs
+    status, _ = export(redeem_api, batch["batch_id"])
+    # Then it fails and every code is still there to export
+    assert status == 500
+    _, seen = call(redeem_api, "GET", f"/v1/redeem-code-batches/{batch['batch_id']}",
+                   "/v1/redeem-code-batches/{batch_id}")
+    assert seen["exported"] == 0
+    s3.create_bucket(Bucket=bucket)
+    status, done = export(redeem_api, batch["batch_id"])
+    assert (status, done["count"], len(exported_codes(stack, done))) == (201, 5, 5)
+
+
+def test_an_export_that_loses_its_range_to_a_grant_deletes_its_file_and_takes_the_next(apis, stack, monkeypatch):
+    from marketing.rewards import dal, files
+
+    rewards_api, redeem_api = apis
+    batch = new_batch(redeem_api, new_reward(rewards_api), count=5)
+    store, taken = files.store, []
+
+    def store_while_a_grant_takes_a_code(key, body, fmt):
+        url = store(key, body, fmt)
+        if not taken:  # a grant claims the first code between the file's write and the export's claim
+            taken.append(dal.claim_one(SCOPE, batch["batch_id"]))
+        return url
+
+    monkeypatch.setattr(files, "store", store_while_a_grant_takes_a_code)
+    status, done = export(redeem_api, batch["batch_id"])
+    assert (status, taken, done["count"]) == (201, [0], 4)
+    assert stored_exports(stack) == [f"exports/{T}/app1/{batch['batch_id']}/{done['export_id']}.csv"]
+    assert len(exported_codes(stack, done)) == 4
+    assert export(redeem_api, batch["batch_id"])[1]["error"]["code"] == "NOTHING_TO_EXPORT"
 
 
 def test_redemption_answers_the_grant_once_with_distinct_errors(apis, stack, bus_events):
@@ -265,6 +309,26 @@ def test_the_worker_reports_only_the_failing_message(apis, stack):
     status, done = call(redeem_api, "GET", f"/v1/redeem-code-batches/{batch['batch_id']}",
                         "/v1/redeem-code-batches/{batch_id}")
     assert (done["status"], done["generated"]) == ("DONE", 1001)
+
+
+def test_the_worker_leaves_the_chunks_it_has_no_time_for(apis, stack):
+    rewards_api, redeem_api = apis
+    batch = new_batch(redeem_api, new_reward(rewards_api), count=2001)  # two chunks: 2,000 codes and 1
+    sqs, url = boto3.client("sqs"), stack.ref("CodeBatchQueue")
+    records = [{**sample_event("code_batch_worker/chunk.json")["Records"][0], "messageId": m["MessageId"],
+                "body": m["Body"]} for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]]
+    worker = Function("CodeBatchWorkerFunction", stack)
+    # Given an invocation with time for one chunk only
+    one = int(worker.module.processor.worst_case(1) * 1000)
+    answer = worker({"Records": records}, RunningOutContext(worker.spec, one, one - 1))
+    # Then the second chunk is reported, not started
+    assert answer == {"batchItemFailures": [{"itemIdentifier": records[1]["messageId"]}]}
+    path, route = f"/v1/redeem-code-batches/{batch['batch_id']}", "/v1/redeem-code-batches/{batch_id}"
+    _, seen = call(redeem_api, "GET", path, route)
+    assert (seen["status"], seen["generated"]) == ("GENERATING", json.loads(records[0]["body"])["count"])
+    # And its redelivery finishes the batch
+    assert worker({"Records": records[1:]}) == {"batchItemFailures": []}
+    assert call(redeem_api, "GET", path, route)[1]["generated"] == 2001
 
 
 def test_the_sweeper_function_expires_due_reservations(apis, stack):

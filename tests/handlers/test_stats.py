@@ -12,7 +12,7 @@ from local_stack.delivery import sqs_record
 from marketing.core.clock import iso, now
 from marketing.stats import delivery
 from marketing.stats.metrics import METRICS
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, RunningOutContext, body_of, claims, http_event, sample_event
 
 SERVICE = claims("t1", "backend", "[service]")
 ADMIN = claims("t1", "ops", "[admin]")
@@ -303,3 +303,18 @@ def test_a_user_may_send_only_so_many_events_per_window(fns, stack, monkeypatch)
     theirs = [{**visit, "wu_id": "u2"} for visit in visits[:5]]
     assert body_of(post_events(fns, theirs, claims_=claims("t1", "u2", "[user]")))["accepted"] == 5
     assert body_of(post_events(fns, [{**v, "event_id": f"s{i}"} for i, v in enumerate(visits)]))["accepted"] == 6
+
+
+def test_a_consumer_running_out_of_time_leaves_the_rest_of_the_batch_for_redelivery(fns, stack):
+    post_events(fns, EVERY_FAMILY)
+    records = receive_all(stack)
+    consumer = fns["consumer"]
+    # Given an invocation with time for the flush and three records, then less
+    enough = int(consumer.module.processor.worst_case(3) * 1000)
+    context = RunningOutContext(consumer.spec, enough, enough, enough, enough - 4000)
+    # When it takes the batch, then it parses three records only and reports the others
+    answer = consumer({"Records": records}, context)
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [r["messageId"] for r in records[3:]]
+    # And the redelivered rest completes the totals exactly
+    assert consumer({"Records": records[3:]}) == {"batchItemFailures": []}
+    assert stats(fns)["totals"] == full(EXPECTED_ACTIVITY)

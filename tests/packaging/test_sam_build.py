@@ -68,6 +68,42 @@ def test_compiled_wheels_in_the_layer_are_aarch64(build_dir):
     assert wrong == [], f"not built for arm64: {wrong[:5]}"
 
 
+def test_every_module_of_the_layer_ships_bytecode_that_python313_uses_as_it_is(build_dir):
+    site = build_dir / "SharedLayer" / "python"
+    magic = bytes.fromhex(subprocess.run(
+        [f"{interpreter_dir()}/python3.13", "-c", "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"],
+        capture_output=True, text=True, check=True).stdout.strip())
+    sources = [p for p in site.rglob("*.py") if "__pycache__" not in p.parts]
+    missing, checked = [], []
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        if not pyc.is_file():
+            missing.append(str(source.relative_to(site)))
+            continue
+        header = pyc.read_bytes()[:8]
+        assert header[:4] == magic, f"{pyc} was not compiled by python3.13"
+        checked.append(int.from_bytes(header[4:8], "little"))
+    assert len(sources) > 1000 and missing == [], missing[:10]
+    # hash-based and unchecked (flags 0b01): used whatever the times the zip file keeps for the sources
+    assert set(checked) == {0b01}
+
+
+def test_the_layer_ships_a_boto3_and_the_botocore_it_was_released_with(build_dir):
+    from packaging.requirements import Requirement
+
+    site = build_dir / "SharedLayer" / "python"
+
+    def version(name: str) -> str:
+        (info,) = site.glob(f"{name}-*.dist-info")
+        return next(line.split(": ", 1)[1] for line in (info / "METADATA").read_text().splitlines()
+                    if line.startswith("Version: "))
+
+    (boto3_info,) = site.glob("boto3-*.dist-info")
+    wanted = next(Requirement(line.split(": ", 1)[1]) for line in (boto3_info / "METADATA").read_text().splitlines()
+                  if line.startswith("Requires-Dist: botocore"))
+    assert wanted.specifier.contains(version("botocore")), (version("boto3"), version("botocore"))
+
+
 def test_every_built_handler_imports_with_the_built_layer(build_dir, tmp_path):
     template = load()
     specs = function_specs(template, plan(template, "pkg"), "pkg")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from local_stack.functions import function_specs, load_module
 from local_stack.provision import plan
-from local_stack.template import ROOT, TEMPLATE, load, resources
+from local_stack.template import LOCAL_PARAMETERS, ROOT, TEMPLATE, load, merged_function_properties, resources
+from tools import operations
 
 TEMPLATE_DICT = load()
 SPECS = function_specs(TEMPLATE_DICT, plan(TEMPLATE_DICT, "test"), "test")
@@ -19,7 +22,8 @@ SPECS = function_specs(TEMPLATE_DICT, plan(TEMPLATE_DICT, "test"), "test")
 
 def test_cfn_lint_passes():
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, check=False)
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE), "--append-rules", "cfn_lint_serverless.rules"],
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -30,7 +34,9 @@ def test_globals_target_arm64_python313_with_tracing_and_the_layer():
     assert function["Tracing"] == "Active"
     assert function["Layers"] == [{"Ref": "SharedLayer"}]
     layer = TEMPLATE_DICT["Resources"]["SharedLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # layers/shared/Makefile: aarch64 cp313 wheels and python3.13 bytecode (tests/packaging checks the build)
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert "build-SharedLayer:" in (ROOT / "layers" / "shared" / "Makefile").read_text()
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
 
 
@@ -113,3 +119,213 @@ def test_the_rate_limits_the_template_sets_are_the_codes_defaults():
     for route, default in ratelimit.DEFAULTS.items():
         assert (int(variables[f"RATE_LIMIT_{route}"]), int(variables[f"RATE_LIMIT_{route}_WINDOW_SECONDS"])) == \
             (default.units, default.window_seconds), route
+
+
+# --- operations (issue 11) ---
+RESOURCES = TEMPLATE_DICT["Resources"]
+PARAMETERS = TEMPLATE_DICT["Parameters"]
+FUNCTIONS = resources(TEMPLATE_DICT, "AWS::Serverless::Function")
+ALARMS = resources(TEMPLATE_DICT, "AWS::CloudWatch::Alarm")
+DEPLOY_NAMED = ("JwtIssuer", "JwtAudience", "ShareBaseUrl", "RewardSenderEmail")
+
+
+def props(logical_id: str) -> dict:
+    return RESOURCES[logical_id].get("Properties", {})
+
+
+def function_props(logical_id: str) -> dict:
+    return merged_function_properties(TEMPLATE_DICT, props(logical_id))
+
+
+def events_of(kind: str) -> list[tuple[str, str, dict]]:
+    return [(fn, name, event.get("Properties", {})) for fn in FUNCTIONS
+            for name, event in props(fn).get("Events", {}).items() if event["Type"] == kind]
+
+
+def default(value: dict) -> str:
+    assert set(value) == {"Ref"}, value
+    return PARAMETERS[value["Ref"]]["Default"]
+
+
+@pytest.mark.parametrize("name", DEPLOY_NAMED)
+def test_identity_sender_and_links_have_no_default_and_refuse_the_local_values(name):
+    parameter = PARAMETERS[name]
+    assert "Default" not in parameter, f"{name}: a default would reach a deploy"
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert not pattern.fullmatch(LOCAL_PARAMETERS[name]), f"{name}: the local value would pass"
+    real = {"JwtIssuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123",
+            "JwtAudience": "4bq3ht0n5ceuqqgr3o5tlsob1d", "ShareBaseUrl": "https://s.acme.com/s",
+            "RewardSenderEmail": "rewards@mail.acme.com"}[name]
+    assert pattern.fullmatch(real)
+
+
+def test_samconfig_names_region_tags_and_where_each_environment_sets_its_parameters():
+    text = (ROOT / "samconfig.toml").read_text()
+    config = tomllib.loads(text)
+    for env, section in (("default", text.split("[prod.global.parameters]")[0]),
+                         ("prod", text.split("[prod.global.parameters]")[1])):
+        assert config[env]["global"]["parameters"]["region"]
+        deploy = config[env]["deploy"]["parameters"]
+        assert any(t.startswith("stage=") for t in deploy["tags"])
+        assert any(p.startswith("Stage=") for p in deploy["parameter_overrides"])
+        for name in DEPLOY_NAMED:  # shown, to be filled in per environment (commented out: no fake value)
+            assert re.search(rf'^\s*# "{name}=', section, re.M), f"{env}: where is {name} set?"
+
+
+def test_the_generated_operations_section_is_current():
+    _, current, _ = operations.split(TEMPLATE.read_text())
+    assert current == operations.render(operations.generate(TEMPLATE_DICT)), "run `make operations`"
+
+
+def test_every_alarm_notifies_the_alarm_topic_and_email_is_optional():
+    assert ALARMS
+    for name, alarm in ALARMS.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+    assert RESOURCES["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    assert PARAMETERS["AlarmEmail"]["Default"] == ""
+
+
+def alarm_on(namespace: str, metric: str, dimension_value) -> list[str]:
+    found = []
+    for name, alarm in ALARMS.items():
+        p = alarm["Properties"]
+        stats = [p] if "MetricName" in p else [q["MetricStat"]["Metric"] for q in p.get("Metrics", [])
+                                                  if "MetricStat" in q]
+        for s in stats:
+            values = [d["Value"] for d in s.get("Dimensions", [])]
+            if s["Namespace"] == namespace and s["MetricName"] == metric and dimension_value in values:
+                found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("fn", list(FUNCTIONS))
+def test_every_function_has_error_and_throttle_alarms_and_a_log_group_with_retention(fn):
+    assert alarm_on("AWS/Lambda", "Errors", {"Ref": fn}) and alarm_on("AWS/Lambda", "Throttles", {"Ref": fn})
+    groups = [p["Properties"] for p in resources(TEMPLATE_DICT, "AWS::Logs::LogGroup").values()]
+    assert {"LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{fn}}}"},
+            "RetentionInDays": {"Ref": "LogRetentionDays"}} in groups
+    assert function_props(fn)["LoggingConfig"] == {"LogFormat": "JSON"}
+    assert PARAMETERS["LogRetentionDays"]["Default"] == 30
+
+
+def dead_letter_queues() -> set[str]:
+    found = {props(q)["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+             for q in resources(TEMPLATE_DICT, "AWS::SQS::Queue") if "RedrivePolicy" in props(q)}
+    for fn in FUNCTIONS:
+        failure = props(fn).get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
+        if failure:
+            found.add(failure["Destination"]["Fn::GetAtt"][0])
+    for _, _, event in events_of("EventBridgeRule") + events_of("Schedule"):
+        found.add(event["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    for rule in resources(TEMPLATE_DICT, "AWS::Events::Rule"):
+        found |= {t["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] for t in props(rule)["Targets"]}
+    return found
+
+
+def test_every_queue_is_watched_by_age_or_depth():
+    dlqs = dead_letter_queues()
+    for queue in resources(TEMPLATE_DICT, "AWS::SQS::Queue"):
+        name = {"Fn::GetAtt": [queue, "QueueName"]}
+        if queue in dlqs:
+            assert alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", name), f"{queue}: DLQ not alarmed"
+        else:
+            assert "RedrivePolicy" in props(queue), f"{queue}: a work queue without a DLQ"
+            assert alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage", name), f"{queue}: age not alarmed"
+
+
+def test_api_table_and_rule_delivery_alarms():
+    api = {"Ref": "HttpApi"}
+    assert alarm_on("AWS/ApiGateway", "5xx", api)
+    latency = [ALARMS[n]["Properties"] for n in alarm_on("AWS/ApiGateway", "Latency", api)]
+    assert latency and latency[0]["ExtendedStatistic"] == "p99"
+    for table in resources(TEMPLATE_DICT, "AWS::DynamoDB::Table"):
+        assert alarm_on("AWS/DynamoDB", "WriteThrottleEvents", {"Ref": table})
+        assert alarm_on("AWS/DynamoDB", "ReadThrottleEvents", {"Ref": table})
+    rules = list(resources(TEMPLATE_DICT, "AWS::Events::Rule")) + [
+        fn + name for fn, name, _ in events_of("EventBridgeRule") + events_of("Schedule")]
+    for rule in rules:
+        delivered = [n for n in ALARMS if json.dumps({"Fn::GetAtt": [rule, "Arn"]}) in json.dumps(ALARMS[n])]
+        assert delivered and "FailedInvocations" in json.dumps(ALARMS[delivered[0]]), f"{rule}: not alarmed"
+
+
+def test_the_dashboard_shows_every_business_metric_the_code_emits():
+    body = props("OperationsDashboard")["DashboardBody"]["Fn::Sub"]
+    emitted = set(re.findall(r'add_metric\(name="(\w+)"', "".join(
+        p.read_text() for p in (ROOT / "layers" / "shared" / "marketing").rglob("*.py"))))
+    assert {"RedeemCodesRedeemed", "RewardsGranted", "StatsEventsCounted", "CpsLedgerEntries"} <= emitted
+    assert all(f'"{name}"' in body for name in emitted)
+
+
+@pytest.mark.parametrize(("fn", "event", "source"), events_of("SQS"), ids=lambda v: v if isinstance(v, str) else "")
+def test_queue_event_sources_are_bounded_and_their_batches_fit_the_timeout(fn, event, source):
+    assert int(default(source["ScalingConfig"]["MaximumConcurrency"])) >= 2
+    timeout = int(function_props(fn)["Timeout"])
+    spec = next(s for s in SPECS if s.logical_id == fn)
+    processor = load_module(spec).processor
+    # the consumer stops taking records when time runs low, and a full batch's worst case fits anyway
+    assert processor.worst_case(int(source["BatchSize"])) < timeout
+    queue = source["Queue"]["Fn::GetAtt"][0]
+    assert int(props(queue)["VisibilityTimeout"]) >= 6 * timeout
+
+
+def test_the_asynchronous_task_engine_has_reserved_concurrency_that_can_be_switched_off():
+    reserved = props("TaskTriggerFunction")["ReservedConcurrentExecutions"]
+    assert reserved == {"Fn::If": ["ReservesTaskTrigger", {"Ref": "TaskTriggerReservedConcurrency"},
+                                   {"Ref": "AWS::NoValue"}]}
+    assert int(PARAMETERS["TaskTriggerReservedConcurrency"]["Default"]) > 0
+
+
+def test_every_rule_target_has_a_dlq_and_a_retry_policy_and_async_functions_keep_their_failures():
+    for rule in resources(TEMPLATE_DICT, "AWS::Events::Rule"):
+        for target in props(rule)["Targets"]:
+            assert "DeadLetterConfig" in target and "RetryPolicy" in target, rule
+    asynchronous = set()
+    for fn, name, event in events_of("EventBridgeRule") + events_of("Schedule"):
+        assert "DeadLetterConfig" in event and "RetryPolicy" in event, f"{fn}.{name}"
+        asynchronous.add(fn)
+    for fn in asynchronous:
+        assert props(fn)["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS", fn
+
+
+def test_the_api_logs_access_throttles_every_route_and_the_open_ones_tighter():
+    api = props("HttpApi")
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]}
+    assert props("HttpApiAccessLogs")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    rate = int(default(api["DefaultRouteSettings"]["ThrottlingRateLimit"]))
+    assert int(default(api["DefaultRouteSettings"]["ThrottlingBurstLimit"])) >= rate
+    open_routes = {f"{fn}.{name}": e for fn, name, e in events_of("HttpApi")
+                   if e.get("Auth", {}).get("Authorizer") == "NONE" and e["Path"] != "/health"
+                   or e["Path"] == "/v1/events"}
+    assert len(open_routes) == 2, open_routes  # the CPS webhook and the event intake
+    for route, event in open_routes.items():
+        assert int(default(event["RouteSettings"]["ThrottlingRateLimit"])) < rate, route
+
+
+def test_cors_is_a_parameter_and_off_by_default():
+    assert PARAMETERS["CorsAllowOrigins"]["Default"] == ""
+    condition, allowed, none = props("HttpApi")["CorsConfiguration"]["Fn::If"]
+    assert (condition, allowed["AllowOrigins"], none) == (
+        "HasCors", {"Fn::Split": [",", {"Ref": "CorsAllowOrigins"}]}, {"Ref": "AWS::NoValue"})
+
+
+def test_the_table_is_protected_and_its_index_projection_is_what_its_queries_read():
+    table = props("Table")
+    assert table["DeletionProtectionEnabled"] is True
+    assert RESOURCES["Table"]["DeletionPolicy"] == "Retain"
+    # Every gsi1 query answers whole entities (listings): narrowing would cost a GetItem per item.
+    assert [i["Projection"] for i in table["GlobalSecondaryIndexes"]] == [{"ProjectionType": "ALL"}]
+    assert "index" in (ROOT / "docs" / "operations.md").read_text()
+
+
+def test_resource_arns_are_narrow_and_cps_pull_credentials_are_a_secret():
+    text = json.dumps({fn: props(fn).get("Policies", []) for fn in FUNCTIONS})
+    assert "/index/*" not in text and "identity/*" not in text
+    assert not resources(TEMPLATE_DICT, "AWS::SSM::Parameter")
+    assert RESOURCES["CpsPullSourcesSecret"]["Type"] == "AWS::SecretsManager::Secret"
+    assert props("CpsPullFunction")["Environment"]["Variables"]["CPS_PULL_SOURCES_SECRET"] == {
+        "Ref": "CpsPullSourcesSecret"}
+
+
+def test_the_bus_keeps_an_archive_for_replays():
+    (archive,) = resources(TEMPLATE_DICT, "AWS::Events::Archive").values()
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": ["EventBus", "Arn"]}

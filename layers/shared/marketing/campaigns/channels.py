@@ -12,11 +12,10 @@ import time
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import BotoCoreError, ClientError
 
-from marketing.core import config, outbound
+from marketing.core import aws, config, outbound
 
 SIGNATURE_HEADER = "X-Marketing-Signature"
 TIMEOUT_SECONDS = 5
@@ -28,17 +27,17 @@ class DeliveryFailed(Exception):
 
 @cache
 def _ses():
-    return boto3.client("ses")
+    return aws.client("ses")
 
 
 @cache
 def _sns():
-    return boto3.client("sns")
+    return aws.client("sns")
 
 
 @cache
 def _secrets() -> SecretsProvider:
-    return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
 
 
 def reset() -> None:

@@ -15,12 +15,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-import boto3
-
 from marketing.campaigns import channels, dal
 from marketing.campaigns.models import Period
 from marketing.campaigns.periods import parse_time, period_key
-from marketing.core import events
+from marketing.core import aws, events
 from marketing.core.clock import now
 from marketing.core.identity import Caller, Role
 from marketing.core.observability import logger, metrics
@@ -251,7 +249,7 @@ BACKOFF_SECONDS = 10  # doubled per attempt, at most 15 minutes
 
 @cache
 def _sqs():
-    return boto3.client("sqs")
+    return aws.client("sqs")
 
 
 def back_off(receipt_handle: str, attempt: int) -> None:

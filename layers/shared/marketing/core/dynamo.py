@@ -12,15 +12,14 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
-from marketing.core import config
+from marketing.core import aws, config
 
 
 @cache
 def resource():
-    return boto3.resource("dynamodb")
+    return aws.resource("dynamodb")
 
 
 def table():

@@ -11,9 +11,7 @@ import json
 from functools import cache
 from typing import Any
 
-import boto3
-
-from marketing.core import config
+from marketing.core import aws, config
 from marketing.core.clock import now_iso
 from marketing.core.identity import Caller
 
@@ -22,7 +20,7 @@ SOURCE_PREFIX = "marketing."
 
 @cache
 def _client():
-    return boto3.client("events")
+    return aws.client("events")
 
 
 def envelope(caller: Caller, event_id: str, detail: dict[str, Any], occurred_at: str | None = None) -> dict:

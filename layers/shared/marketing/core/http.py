@@ -12,7 +12,6 @@ from functools import cache
 from http import HTTPStatus
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -30,7 +29,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from marketing.core import config, pagination
+from marketing.core import aws, config, pagination
 from marketing.core.errors import DomainError, Forbidden, ValidationFailed
 from marketing.core.identity import Caller, caller_from_claims
 from marketing.core.observability import logger, metrics, tracer
@@ -109,7 +108,7 @@ def _persistence_layer() -> DynamoDBPersistenceLayer:
     # A client of boto3's default session (Powertools would make a session of its own): one configuration,
     # and request-counting hooks see idempotency traffic too.
     return DynamoDBPersistenceLayer(table_name=config.idempotency_table_name(),
-                                    boto3_client=boto3.client("dynamodb"))
+                                    boto3_client=aws.client("dynamodb"))
 
 
 class _DoNotRemember(Exception):

@@ -26,9 +26,9 @@ from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
-import boto3
 from boto3.dynamodb.conditions import ConditionExpressionBuilder, Key
 
+from marketing.core import aws
 from marketing.core.errors import BadRequest
 
 MAX_LIMIT = 100
@@ -49,7 +49,7 @@ def _secret() -> bytes:
     # Imported here: ~60 ms that cold starts of functions which never page (or not yet) skip.
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    return str(SecretsProvider(boto3_client=boto3.client("secretsmanager")).get(secret_id)).encode()
+    return str(SecretsProvider(boto3_client=aws.client("secretsmanager")).get(secret_id)).encode()
 
 
 def reset() -> None:

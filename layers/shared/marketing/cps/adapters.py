@@ -1,8 +1,9 @@
 """Platform adapters: how the scheduled pull gets recent orders out of a CPS platform. Each adapter turns
 the platform's records into `OrderIn`, and the pull feeds them into the same ingestion as webhooks.
 
-The scheduled pull reads its sources from `CPS_PULL_SOURCES` (JSON) if set, else in Lambda from the SSM
-parameter named by `CPS_PULL_SOURCES_PARAMETER` (the template's `CpsPullSourcesParameter`, cached 5 minutes).
+The scheduled pull reads its sources from `CPS_PULL_SOURCES` (JSON) if set, else in Lambda from the Secrets
+Manager secret named by `CPS_PULL_SOURCES_SECRET` (the template's `CpsPullSourcesSecret`, cached 5 minutes): a
+source may carry a platform's bearer token, a credential.
 A pull source is a JSON object: `{"tenant_id", "app_id", "platform", "adapter": "json" | "fake", ...}`: the
 app whose orders they are.
 - `json`: `GET {url}?since=...&until=...[&cursor=...]` answering `{"orders": [...], "next_cursor": ...}`;
@@ -21,10 +22,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol
 
-from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
+from marketing.core import aws
 from marketing.core.clock import iso
 
 PAGE_LIMIT = 50  # pages per pull: a runaway cursor cannot keep the function busy forever
@@ -87,7 +90,12 @@ def configured_sources() -> list[dict[str, Any]]:
     explicit = os.environ.get("CPS_PULL_SOURCES")
     if explicit:
         return list(json.loads(explicit))
-    name = os.environ.get("CPS_PULL_SOURCES_PARAMETER")
+    name = os.environ.get("CPS_PULL_SOURCES_SECRET")
     if not name or not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return []  # outside Lambda (the local stack) pulls are invoked with their sources
-    return list(parameters.get_parameter(name, transform="json", max_age=300) or [])
+    return list(_secrets().get(name, transform="json", max_age=300) or [])
+
+
+@cache
+def _secrets() -> SecretsProvider:
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))

@@ -26,9 +26,10 @@ import time
 from functools import cache
 from pathlib import Path
 
-import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from marketing.core import aws
 
 LOCAL_DEFAULT_SECRET = "local-webhook-secret"
 TOLERANCE_SECONDS = 300
@@ -42,7 +43,7 @@ _missing: dict[str, float] = {}  # secret name → time.monotonic() until which 
 @cache
 def _secrets() -> SecretsProvider:
     """Built lazily, once per container, from boto3's default session (tests point it at their mock)."""
-    return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
 
 
 def reset() -> None:

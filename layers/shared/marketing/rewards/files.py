@@ -9,7 +9,7 @@ import json
 import os
 from functools import cache
 
-import boto3
+from marketing.core import aws
 
 URL_SECONDS = 15 * 60
 CONTENT_TYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -38,15 +38,20 @@ def render(rows: list[dict[str, str]], fmt: str) -> bytes:
 @cache
 def _client(service: str):
     """One client per service and container, built on first use (never at import)."""
-    return boto3.client(service)
+    return aws.client(service)
 
 
-def publish_file(key: str, body: bytes, fmt: str) -> str:
-    """Store the file privately and answer a URL that reads it for 15 minutes."""
+def store(key: str, body: bytes, fmt: str) -> str:
+    """Store the file privately; answers a URL that reads it for 15 minutes (signed locally, no request)."""
     s3 = _client("s3")
     bucket = os.environ["EXPORT_BUCKET_NAME"]
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=CONTENT_TYPES[fmt])
     return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_SECONDS)
+
+
+def discard(key: str) -> None:
+    """Delete a stored file whose codes were not ours after all (the bucket's lifecycle rule is the backstop)."""
+    _client("s3").delete_object(Bucket=os.environ["EXPORT_BUCKET_NAME"], Key=key)
 
 
 def enqueue(messages: list[dict]) -> None:

@@ -2,8 +2,8 @@
 revocation, and codes issued to grants.
 
 Operator rules from the article: the generating account is recorded and only it exports its batch; export
-marks codes exported in the same step (a range claimed on the batch, so two exports are disjoint); listings
-mask codes. A redemption is one transaction (code, stock, reward version, grant, user allowance), after one
+marks codes exported once their file is written (a range claimed on the batch, so two exports are disjoint);
+listings mask codes. A redemption is one transaction (code, stock, reward version, grant, user allowance), after one
 BatchGetItem that reads the code and the user's recent failures together.
 """
 
@@ -128,8 +128,10 @@ def get_batch(caller: Caller, batch_id: str) -> Batch:
 
 
 def export(caller: Caller, batch_id: str, body: ExportIn) -> Export:
-    """Claims `count` codes not yet exported (or issued) and records the export in one transaction, then
-    writes the file. Only the account that generated the batch exports it."""
+    """Writes the file of the next `count` codes not yet exported (or issued), then claims them and records
+    the export in one conditional update. The file comes first: a write that fails or times out claims
+    nothing, and a claim lost to another export or a grant deletes the file and tries the next range.
+    Only the account that generated the batch exports it."""
     caller.require(Role.ADMIN)
     t = caller.scope
     for _ in range(5):
@@ -144,21 +146,24 @@ def export(caller: Caller, batch_id: str, body: ExportIn) -> Export:
         count = min(body.count or left, left)
         record = {"export_id": new_id(), "batch_id": batch_id, "format": body.format, "count": count,
                   "first": batch["claimed"], "exported_by": caller.sub, "exported_at": now_iso()}
+        key = f"exports/{caller.tenant_id}/{caller.app_id}/{batch_id}/{record['export_id']}.{body.format}"
+        url = files.store(key, files.render(_export_rows(t, batch, record), body.format), body.format)
         try:
             dal.claim_export(t, batch, count, record)
             break
         except dal.ConditionFailed:
-            continue  # another export or a grant took codes meanwhile
+            files.discard(key)  # another export or a grant took codes meanwhile: this file is not ours
     else:
         raise Conflict("the batch is changing too fast; try again", code="BATCH_BUSY")
-    maker = _maker(t, batch)
-    first = batch["seq_start"] + record["first"]
-    rows = [{"code": maker.code(seq), "valid_from": batch.get("valid_from") or "",
-             "expire_time": batch.get("expire_time") or ""} for seq in range(first, first + count)]
-    key = f"exports/{caller.tenant_id}/{caller.app_id}/{batch_id}/{record['export_id']}.{body.format}"
-    url = files.publish_file(key, files.render(rows, body.format), body.format)
     metrics.add_metric(name="RedeemCodesExported", unit="Count", value=count)
     return Export(**record, url=url)
+
+
+def _export_rows(t: str, batch: dict, record: dict) -> list[dict[str, str]]:
+    maker = _maker(t, batch)
+    first = batch["seq_start"] + record["first"]
+    return [{"code": maker.code(seq), "valid_from": batch.get("valid_from") or "",
+             "expire_time": batch.get("expire_time") or ""} for seq in range(first, first + record["count"])]
 
 
 # --- codes ---

@@ -2,7 +2,8 @@
 
 The record handler parses each record (a poison message fails alone, as usual); then `flush` writes every
 parsed record at once and answers those it could not write, which are reported as failures too, so SQS
-delivers exactly those again. Nothing here is specific to statistics.
+delivers exactly those again. Records left when time runs low are reported too (core.batch), keeping
+`flush_seconds` for the flush. Nothing here is specific to statistics.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from marketing.core.batch import DeadlineBatchProcessor
 from marketing.core.observability import logger
 
 
@@ -20,9 +21,9 @@ class FlushFailed(Exception):
     """The batch write did not take this record: SQS delivers it again."""
 
 
-class FlushingBatchProcessor(BatchProcessor):
-    def __init__(self, flush: Callable[[list[Any]], list[Any]]):
-        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+class FlushingBatchProcessor(DeadlineBatchProcessor):
+    def __init__(self, flush: Callable[[list[Any]], list[Any]], *, record_seconds: float, flush_seconds: float):
+        super().__init__(record_seconds=record_seconds, finish_seconds=flush_seconds)
         self._flush = flush
         self._parsed: list[tuple[dict, Any]] = []
 

@@ -10,8 +10,9 @@ import os
 from datetime import UTC, datetime
 from functools import cache
 
-import boto3
 from botocore.exceptions import ClientError
+
+from marketing.core import aws
 
 SQS_MAX_DELAY = 900  # seconds: SQS DelaySeconds' limit; later deliveries go through EventBridge Scheduler
 SQS_BATCH = 10
@@ -19,12 +20,12 @@ SQS_BATCH = 10
 
 @cache
 def _sqs():
-    return boto3.client("sqs")
+    return aws.client("sqs")
 
 
 @cache
 def _scheduler():
-    return boto3.client("scheduler")
+    return aws.client("scheduler")
 
 
 def delay_of(deliver_at: datetime | None, now: datetime) -> int:
