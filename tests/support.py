@@ -97,11 +97,12 @@ def claims(tenant: str = "t1", sub: str = "ops", roles: str = "[admin]", app: st
 
 
 def http_event(method: str, path: str, route_path: str, *, body: Any = None, query: dict | None = None,
-               headers: dict | None = None, claims_: dict | None = None) -> dict:
-    """An API Gateway v2 event, built as the local stack's gateway builds it for a real request."""
+               headers: dict | None = None, claims_: dict | None = None, content_type: str | None = None) -> dict:
+    """An API Gateway v2 event, built as the local stack's gateway builds it for a real request (a body given
+    as text or bytes is sent as is, anything else as JSON)."""
     builder = EnvironBuilder(path=path, method=method, query_string=query, headers=headers or {},
-                             data=json.dumps(body) if body is not None and not isinstance(body, str) else body,
-                             content_type="application/json" if body is not None else None)
+                             data=body if body is None or isinstance(body, str | bytes) else json.dumps(body),
+                             content_type=content_type or ("application/json" if body is not None else None))
     route = Route(method, route_path, runtime=None, jwt=None)  # type: ignore[arg-type]
     params = route.regex.match(path).groupdict()
     return api_event(Request(builder.get_environ()), route, params, claims_)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from marketing.core import pagination
-from marketing.core.errors import BadRequest, Forbidden, Unauthorized
+from marketing.core.errors import BadRequest, Forbidden, MalformedBody, Unauthorized
+from marketing.core.http import MAX_BODY_DEPTH, read_json
 from marketing.core.identity import Role, caller_from_claims, parse_roles
 from marketing.core.ids import UNAMBIGUOUS_ALPHABET, new_id, random_code
 
@@ -73,3 +74,15 @@ def test_codes_and_ids():
     ids = [new_id() for _ in range(50)]
     assert len(set(ids)) == 50 and all(len(i) == 26 for i in ids)
     assert ids[0][:10] <= ids[-1][:10]  # time-ordered prefix
+
+
+def nested_list(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_json_body_is_read_up_to_dynamodbs_nesting_limit():
+    assert read_json(nested_list(MAX_BODY_DEPTH)) is not None
+    assert read_json('{"a": [1, {"b": {}}]}') == {"a": [1, {"b": {}}]}
+    for too_deep in (nested_list(MAX_BODY_DEPTH + 1), nested_list(5000), '{"a": ' * 40 + "1" + "}" * 40):
+        with pytest.raises(MalformedBody):
+            read_json(too_deep)
