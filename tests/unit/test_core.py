@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from marketing.core import pagination
+from marketing.core.clock import iso
 from marketing.core.errors import BadRequest, Forbidden, MalformedBody, Unauthorized
 from marketing.core.http import MAX_BODY_DEPTH, read_json
 from marketing.core.identity import Role, caller_from_claims, parse_roles
 from marketing.core.ids import UNAMBIGUOUS_ALPHABET, new_id, random_code
+from marketing.core.types import UtcTime
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -86,3 +91,12 @@ def test_a_json_body_is_read_up_to_dynamodbs_nesting_limit():
     for too_deep in (nested_list(MAX_BODY_DEPTH + 1), nested_list(5000), '{"a": ' * 40 + "1" + "}" * 40):
         with pytest.raises(MalformedBody):
             read_json(too_deep)
+
+
+def test_times_are_written_with_four_digit_years_and_read_only_inside_the_utc_calendar():
+    assert iso(datetime(176, 9, 2, 23, 42, 51, 123456, tzinfo=UTC)) == "0176-09-02T23:42:51.123Z"
+    read = TypeAdapter(UtcTime).validate_python
+    assert iso(read("2026-11-01T08:00:00+08:00")) == "2026-11-01T00:00:00.000Z"
+    for outside in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "2026-11-01T00:00:00"):
+        with pytest.raises(ValidationError):
+            read(outside)
