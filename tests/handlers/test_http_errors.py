@@ -10,7 +10,7 @@ import json
 import boto3
 import pytest
 
-from marketing.core.http import MAX_BODY_DEPTH
+from marketing.core.http import MAX_BODY_DEPTH, ErrorBody
 from marketing.cps.signing import signed_headers
 from tests.support import Function, body_of, claims, http_event
 
@@ -60,6 +60,7 @@ def send(stack, route, body, content_type: str | None = None) -> tuple[int, dict
 def test_a_body_in_another_media_type_is_415(stack, route, content_type):
     status, answer = send(stack, route, json.dumps(route[4] or {}), content_type)
     assert status == 415, answer
+    ErrorBody.model_validate(answer)
     assert answer["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert answer["error"]["details"][0]["field"] == "headers.content-type"
     assert stored(stack) == []
@@ -78,6 +79,7 @@ MALFORMED = {
 def test_a_body_that_cannot_be_read_is_400(stack, route, body):
     status, answer = send(stack, route, body)
     assert status == 400, answer
+    ErrorBody.model_validate(answer)
     assert answer["error"]["code"] == "MALFORMED_BODY"
     assert answer["error"]["details"][0]["field"] == "body"
     assert stored(stack) == []

@@ -24,6 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
     ResponseValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -34,6 +35,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from pydantic import BaseModel, ConfigDict
 
 from marketing.core import config
 from marketing.core.errors import (
@@ -50,6 +52,56 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 JSON = "application/json"
 # DynamoDB nests a document at most 32 levels deep; Python's parser and serializers recurse on nesting too.
 MAX_BODY_DEPTH = 32
+
+
+# --- the error shape, as answered and as the OpenAPI document tells it -----------------------------------------
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    field: str
+    message: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+# What any operation may answer besides its success: all in the one shape (401 comes from the authorizer).
+ERROR_STATUSES = {400: "Malformed request: a body that cannot be read, a bad page token",
+                  401: "Missing, expired or invalid token", 403: "Not allowed to this caller",
+                  404: "Not found", 409: "Conflicts with the current state",
+                  415: "The body is not application/json", 422: "The input fails validation: the fields are named",
+                  429: "Too many requests", 500: "Internal error (a bug)"}
+# Success responses for the route declarations whose answer is not one plain 200.
+CREATED_OR_EXISTING = {201: {"description": "Created"},
+                       200: {"description": "Already there: a repeat answers what exists"}}
+NO_CONTENT = {204: {"description": "Done, no body", "content": {}}}
+SVG = {200: {"description": "An SVG image", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}
+
+
+class Resolver(APIGatewayHttpResolver):
+    """Powertools' resolver whose OpenAPI document describes errors as answered here: Powertools documents its
+    own shapes (`HTTPValidationError` for 422, `ResponseValidationError` for 500), which no route answers."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        document = super().get_openapi_schema(**kwargs).model_dump(by_alias=True, exclude_none=True)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for powertools_shape in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+            schemas.pop(powertools_shape, None)
+        error = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update({**error.pop("$defs"), "ErrorBody": error})
+        answer = {"content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                operation["responses"].update({status: {"description": why, **answer}
+                                               for status, why in ERROR_STATUSES.items()})
+        return OpenAPI.model_validate(document)
 
 
 def error_body(status: int, code: str, message: str, details: list | None = None) -> Response:
@@ -117,12 +169,11 @@ def unreadable_body(event: dict) -> DomainError | None:
     return None
 
 
-def build_resolver() -> APIGatewayHttpResolver:
+def build_resolver() -> Resolver:
     """A resolver with request and response validation and the project's error shape.
 
     A response that fails its own model is our bug, so it answers 500, not Powertools' default 422."""
-    app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500,
-                                 json_body_deserializer=read_json)
+    app = Resolver(enable_validation=True, response_validation_error_http_code=500, json_body_deserializer=read_json)
 
     @app.exception_handler(DomainError)
     def _domain(exc: DomainError):
