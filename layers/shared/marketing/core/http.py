@@ -72,12 +72,16 @@ class ErrorBody(BaseModel):
     error: ErrorInfo
 
 
-# What any operation may answer besides its success: all in the one shape (401 comes from the authorizer).
+# What any operation may answer besides its success, in the one shape. In AWS, API Gateway answers some 401s
+# (its JWT authorizer) and 429s (throttling) itself, as `{"message": ...}`.
 ERROR_STATUSES = {400: "Malformed request: a body that cannot be read, a bad page token",
                   401: "Missing, expired or invalid token", 403: "Not allowed to this caller",
                   404: "Not found", 409: "Conflicts with the current state",
                   415: "The body is not application/json", 422: "The input fails validation: the fields are named",
                   429: "Too many requests", 500: "Internal error (a bug)"}
+GATEWAY_STATUSES = (401, 429)
+GATEWAY_MESSAGE = {"title": "GatewayMessage", "type": "object", "properties": {"message": {"type": "string"}},
+                   "required": ["message"], "description": "API Gateway's own answer"}
 # Success responses for the route declarations whose answer is not one plain 200.
 CREATED_OR_EXISTING = {201: {"description": "Created"},
                        200: {"description": "Already there: a repeat answers what exists"}}
@@ -95,12 +99,15 @@ class Resolver(APIGatewayHttpResolver):
         for powertools_shape in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             schemas.pop(powertools_shape, None)
         error = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update({**error.pop("$defs"), "ErrorBody": error})
-        answer = {"content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+        schemas.update({**error.pop("$defs"), "ErrorBody": error, "GatewayMessage": GATEWAY_MESSAGE})
+        ours = {"$ref": "#/components/schemas/ErrorBody"}
+        either = {"anyOf": [ours, {"$ref": "#/components/schemas/GatewayMessage"}]}
+        errors = {status: {"description": why,
+                           "content": {JSON: {"schema": either if status in GATEWAY_STATUSES else ours}}}
+                  for status, why in ERROR_STATUSES.items()}
         for item in document.get("paths", {}).values():
             for operation in item.values():
-                operation["responses"].update({status: {"description": why, **answer}
-                                               for status, why in ERROR_STATUSES.items()})
+                operation["responses"].update(errors)
         return OpenAPI.model_validate(document)
 
 
