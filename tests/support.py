@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request
 from local_stack import provision
 from local_stack.functions import FunctionSpec, LambdaContext, function_specs, load_module
 from local_stack.gateway import Route, api_event
-from local_stack.template import REGION, ROOT, load
+from local_stack.template import REGION, ROOT, load, resources
 
 TEMPLATE = load()
 EVENTS = ROOT / "events"
@@ -75,6 +75,17 @@ def bus_tap(stack: provision.Stack, pattern: dict[str, Any]):
     return delivered
 
 
+def http_routes() -> dict[str, bool]:
+    """Every `HttpApi` route of template.yaml: `METHOD /path` → whether it is public (no authorizer)."""
+    routes = {}
+    for function in resources(TEMPLATE, "AWS::Serverless::Function").values():
+        for event in function.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") == "HttpApi":
+                props = event["Properties"]
+                routes[f"{props['Method'].upper()} {props['Path']}"] = props.get("Auth", {}).get("Authorizer") == "NONE"
+    return routes
+
+
 def spec_of(logical_id: str, stack: provision.Stack) -> FunctionSpec:
     return next(s for s in function_specs(TEMPLATE, stack.resolver, stack.name) if s.logical_id == logical_id)
 
@@ -124,4 +135,5 @@ def samples(folder: str) -> list[Path]:
     return sorted((EVENTS / folder).glob("*.json"))
 
 
-__all__ = ["Function", "claims", "http_event", "mocked_stack", "sample_event", "body_of", "samples", "Path"]
+__all__ = ["Function", "claims", "http_event", "http_routes", "mocked_stack", "sample_event", "body_of", "samples",
+           "Path"]

@@ -24,9 +24,9 @@ import jwt
 import pytest
 import requests
 
-from local_stack.template import load, resources
 from tests.e2e.conftest import Api
 from tests.e2e.seeding import CAMPAIGN, COUPON, CPS_SETTINGS, seed_tenant, task_body
+from tests.support import http_routes
 
 # Who may call a route
 PUBLIC, ANY, OWNER, STAFF, ADMIN = "public", "any role", "a user on their own data, staff", "admin, service", "admin"
@@ -129,18 +129,7 @@ POLICIES: dict[str, Policy] = {
 }
 
 
-def template_routes() -> dict[str, bool]:
-    """Every `HttpApi` route of template.yaml: `METHOD /path` → whether it is public (no authorizer)."""
-    routes = {}
-    for function in resources(load(), "AWS::Serverless::Function").values():
-        for event in function.get("Properties", {}).get("Events", {}).values():
-            if event.get("Type") == "HttpApi":
-                props = event["Properties"]
-                routes[f"{props['Method'].upper()} {props['Path']}"] = props.get("Auth", {}).get("Authorizer") == "NONE"
-    return routes
-
-
-ROUTES = template_routes()
+ROUTES = http_routes()
 
 
 # --- the world: tenant A seeded, tenant B empty ------------------------------------------------------------------
