@@ -277,9 +277,13 @@ def test_every_route_has_a_policy():
         {route for route, policy in POLICIES.items() if policy.who == PUBLIC}
 
 
-def test_every_route_is_an_operation_of_the_openapi_document(world):
-    operations = {f"{method.upper()} {path}" for path, item in world.openapi["paths"].items() for method in item}
-    assert sorted(set(ROUTES) - operations) == []
+def test_every_route_is_an_operation_of_the_openapi_document_which_tells_if_it_takes_a_token(world):
+    operations = {f"{method.upper()} {path}": operation for path, item in world.openapi["paths"].items()
+                  for method, operation in item.items()}
+    assert sorted(set(ROUTES) - set(operations)) == []
+    assert world.openapi["security"] == [{"bearer": []}]
+    assert {route for route in ROUTES if operations[route].get("security") == []} == \
+        {route for route, public in ROUTES.items() if public}
 
 
 @pytest.mark.parametrize(("route", "kind"), CELLS, ids=[f"{route} | {kind.name}" for route, kind in CELLS])
