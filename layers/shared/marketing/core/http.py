@@ -24,7 +24,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
     ResponseValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -93,7 +92,10 @@ class Resolver(APIGatewayHttpResolver):
     """Powertools' resolver whose OpenAPI document describes errors as answered here: Powertools documents its
     own shapes (`HTTPValidationError` for 422, `ResponseValidationError` for 500), which no route answers."""
 
-    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        # Imported here: the OpenAPI models cost ~70 ms of import, which no request but /docs needs.
+        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+
         document = super().get_openapi_schema(**kwargs).model_dump(by_alias=True, exclude_none=True)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for powertools_shape in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
