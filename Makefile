@@ -16,7 +16,7 @@ APP ?= app1
 ROLES ?= admin
 SUB ?= ops
 
-.PHONY: venv run token test unit e2e lint operations packaging bench build deploy clean
+.PHONY: venv run token test unit e2e fuzz lint operations packaging bench build deploy clean
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ unit: venv
 
 e2e: venv
 	$(BIN)/pytest tests/e2e
+
+# Schemathesis over the local stack's OpenAPI document (a fixed seed, 4 minutes); `make test` runs it too.
+fuzz: venv
+	$(BIN)/pytest tests/e2e/test_fuzz.py
 
 bench: venv
 	$(BIN)/python -m bench

@@ -194,6 +194,9 @@ class Gateway(ServerThread):
             for path, item in schema.get("paths", {}).items():
                 spec["paths"].setdefault(path, {}).update(item)
             spec["components"]["schemas"].update(schema.get("components", {}).get("schemas", {}))
+        for route in self.routes:  # a route without the authorizer takes no token (the template says which)
+            if route.public and route.method.lower() in spec["paths"].get(route.path, {}):
+                spec["paths"][route.path][route.method.lower()]["security"] = []
         return spec
 
     def _docs(self, as_json: bool) -> Response:

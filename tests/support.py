@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request
 from local_stack import provision
 from local_stack.functions import FunctionSpec, LambdaContext, function_specs, load_module
 from local_stack.gateway import Route, api_event
-from local_stack.template import REGION, ROOT, load
+from local_stack.template import REGION, ROOT, load, resources
 
 TEMPLATE = load()
 EVENTS = ROOT / "events"
@@ -77,6 +77,17 @@ def bus_tap(stack: provision.Stack, pattern: dict[str, Any]):
     return delivered
 
 
+def http_routes() -> dict[str, bool]:
+    """Every `HttpApi` route of template.yaml: `METHOD /path` → whether it is public (no authorizer)."""
+    routes = {}
+    for function in resources(TEMPLATE, "AWS::Serverless::Function").values():
+        for event in function.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") == "HttpApi":
+                props = event["Properties"]
+                routes[f"{props['Method'].upper()} {props['Path']}"] = props.get("Auth", {}).get("Authorizer") == "NONE"
+    return routes
+
+
 def spec_of(logical_id: str, stack: provision.Stack) -> FunctionSpec:
     return next(s for s in function_specs(TEMPLATE, stack.resolver, stack.name) if s.logical_id == logical_id)
 
@@ -111,11 +122,12 @@ def claims(tenant: str = "t1", sub: str = "ops", roles: str = "[admin]", app: st
 
 
 def http_event(method: str, path: str, route_path: str, *, body: Any = None, query: dict | None = None,
-               headers: dict | None = None, claims_: dict | None = None) -> dict:
-    """An API Gateway v2 event, built as the local stack's gateway builds it for a real request."""
+               headers: dict | None = None, claims_: dict | None = None, content_type: str | None = None) -> dict:
+    """An API Gateway v2 event, built as the local stack's gateway builds it for a real request (a body given
+    as text or bytes is sent as is, anything else as JSON)."""
     builder = EnvironBuilder(path=path, method=method, query_string=query, headers=headers or {},
-                             data=json.dumps(body) if body is not None and not isinstance(body, str) else body,
-                             content_type="application/json" if body is not None else None)
+                             data=body if body is None or isinstance(body, str | bytes) else json.dumps(body),
+                             content_type=content_type or ("application/json" if body is not None else None))
     route = Route(method, route_path, runtime=None, jwt=None)  # type: ignore[arg-type]
     params = route.regex.match(path).groupdict()
     return api_event(Request(builder.get_environ()), route, params, claims_)
@@ -137,4 +149,5 @@ def samples(folder: str) -> list[Path]:
     return sorted((EVENTS / folder).glob("*.json"))
 
 
-__all__ = ["Function", "claims", "http_event", "mocked_stack", "sample_event", "body_of", "samples", "Path"]
+__all__ = ["Function", "claims", "http_event", "http_routes", "mocked_stack", "sample_event", "body_of", "samples",
+           "Path"]

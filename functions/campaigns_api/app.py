@@ -27,7 +27,7 @@ from marketing.campaigns.models import (
     TriggerIn,
     UserTasks,
 )
-from marketing.core.http import build_resolver, caller, lambda_handler_for
+from marketing.core.http import CREATED_OR_EXISTING, NO_CONTENT, build_resolver, caller, lambda_handler_for
 from marketing.core.types import Identifier, Limit
 
 app = build_resolver()
@@ -44,7 +44,7 @@ def no_content() -> Response:
 
 
 # --- campaigns ---
-@app.post("/v1/campaigns")
+@app.post("/v1/campaigns", status_code=201)
 def create_campaign(body: CampaignIn) -> Response[Campaign]:
     return created(service.create_campaign(caller(app), body))
 
@@ -64,13 +64,13 @@ def update_campaign(campaign_id: Id, body: CampaignIn) -> Campaign:
     return service.update_campaign(caller(app), campaign_id, body)
 
 
-@app.delete("/v1/campaigns/<campaign_id>")
+@app.delete("/v1/campaigns/<campaign_id>", responses=NO_CONTENT)
 def delete_campaign(campaign_id: Id) -> Response[None]:
     service.delete_campaign(caller(app), campaign_id)
     return no_content()
 
 
-@app.post("/v1/campaigns/<campaign_id>/tasks")
+@app.post("/v1/campaigns/<campaign_id>/tasks", responses=CREATED_OR_EXISTING)
 def link_task(campaign_id: Id, body: CampaignTaskIn) -> Response[CampaignTask]:
     link, new = service.link_task(caller(app), campaign_id, body)
     return Response(status_code=201 if new else 200, body=link, content_type="application/json")
@@ -81,14 +81,14 @@ def campaign_tasks(campaign_id: Id, limit: Annotated[Limit, Query()] = 20, next_
     return service.campaign_tasks(caller(app), campaign_id, limit, next_token)
 
 
-@app.delete("/v1/campaigns/<campaign_id>/tasks/<task_id>")
+@app.delete("/v1/campaigns/<campaign_id>/tasks/<task_id>", responses=NO_CONTENT)
 def unlink_task(campaign_id: Id, task_id: Id) -> Response[None]:
     service.unlink_task(caller(app), campaign_id, task_id)
     return no_content()
 
 
 # --- audiences ---
-@app.post("/v1/audiences")
+@app.post("/v1/audiences", status_code=201)
 def create_audience(body: AudienceIn) -> Response[Audience]:
     return created(service.create_audience(caller(app), body))
 
@@ -108,7 +108,7 @@ def update_audience(audience_id: Id, body: AudienceIn) -> Audience:
     return service.update_audience(caller(app), audience_id, body)
 
 
-@app.delete("/v1/audiences/<audience_id>")
+@app.delete("/v1/audiences/<audience_id>", responses=NO_CONTENT)
 def delete_audience(audience_id: Id) -> Response[None]:
     service.delete_audience(caller(app), audience_id)
     return no_content()
@@ -120,7 +120,7 @@ def match_audience(audience_id: Id, body: AudienceMatchIn) -> AudienceMatch:
 
 
 # --- tasks ---
-@app.post("/v1/tasks")
+@app.post("/v1/tasks", status_code=201)
 def create_task(body: TaskIn) -> Response[Task]:
     return created(service.create_task(caller(app), body))
 
@@ -130,7 +130,7 @@ def list_tasks(limit: Annotated[Limit, Query()] = 20, next_token: Token = None) 
     return service.list_tasks(caller(app), limit, next_token)
 
 
-@app.post("/v1/tasks/trigger")
+@app.post("/v1/tasks/trigger", status_code=202)
 def trigger(body: TriggerIn) -> Response[TriggerAccepted]:
     return Response(status_code=202, body=service.trigger(caller(app), body), content_type="application/json")
 
@@ -145,7 +145,7 @@ def update_task(task_id: Id, body: TaskIn) -> Task:
     return service.update_task(caller(app), task_id, body)
 
 
-@app.delete("/v1/tasks/<task_id>")
+@app.delete("/v1/tasks/<task_id>", responses=NO_CONTENT)
 def delete_task(task_id: Id) -> Response[None]:
     service.delete_task(caller(app), task_id)
     return no_content()

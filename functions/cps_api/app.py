@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from marketing.core.http import build_resolver, caller, lambda_handler_for
+from marketing.core.http import CREATED_OR_EXISTING, build_resolver, caller, lambda_handler_for
 from marketing.core.types import Identifier, Limit
 from marketing.cps import service
 from marketing.cps.models import (
@@ -29,7 +29,7 @@ Token = Annotated[str | None, Query(max_length=2048)]
 Day = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="a UTC day, YYYY-MM-DD")]
 
 
-@app.post("/v1/affiliates")
+@app.post("/v1/affiliates", responses=CREATED_OR_EXISTING)
 def register(body: AffiliateIn) -> Response[Affiliate]:
     affiliate, created = service.register(caller(app), body)
     return Response(status_code=201 if created else 200, body=affiliate, content_type="application/json")

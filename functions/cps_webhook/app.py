@@ -24,5 +24,6 @@ def order_update(tenant_id: Annotated[Identifier, Path()], app_id: Annotated[Ide
     return service.ingest_webhook(tenant_id, app_id, platform, dict(event.headers or {}), raw)
 
 
-# Repeats are made harmless by the order's business key, not by an Idempotency-Key (there is no caller).
-lambda_handler = lambda_handler_for(app, idempotent_writes=False)
+# Repeats are made harmless by the order's business key, not by an Idempotency-Key (there is no caller);
+# the body is read as the platform sent it, whatever its media type, since the signature covers its bytes.
+lambda_handler = lambda_handler_for(app, idempotent_writes=False, json_bodies=False)

@@ -24,10 +24,13 @@ from marketing.rewards.models import (
 )
 
 app = build_resolver()
+# A small batch is generated in the request, a large one in the background.
+GENERATED_OR_ACCEPTED = {201: {"description": "Generated"},
+                         202: {"description": "Accepted: generated in the background"}}
 Code = Annotated[str, Path(min_length=4, max_length=40)]
 
 
-@app.post("/v1/campaigns/<campaign_id>/redeem-codes")
+@app.post("/v1/campaigns/<campaign_id>/redeem-codes", responses=GENERATED_OR_ACCEPTED)
 def create_batch(campaign_id: Annotated[Identifier, Path()], body: BatchIn) -> Response[BatchCreated]:
     batch = redeem.create_batch(caller(app), campaign_id, body)
     return Response(status_code=201 if batch.status == "DONE" else 202, body=batch, content_type="application/json")
@@ -38,7 +41,7 @@ def get_batch(batch_id: Annotated[Identifier, Path()]) -> Batch:
     return redeem.get_batch(caller(app), batch_id)
 
 
-@app.post("/v1/redeem-code-batches/<batch_id>/export")
+@app.post("/v1/redeem-code-batches/<batch_id>/export", status_code=201)
 def export(batch_id: Annotated[Identifier, Path()], body: ExportIn) -> Response[Export]:
     return Response(status_code=201, body=redeem.export(caller(app), batch_id, body), content_type="application/json")
 

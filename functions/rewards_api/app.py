@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from marketing.core.http import build_resolver, caller, lambda_handler_for
+from marketing.core.http import CREATED_OR_EXISTING, NO_CONTENT, build_resolver, caller, lambda_handler_for
 from marketing.core.types import Identifier, Limit
 from marketing.rewards import service
 from marketing.rewards.models import (
@@ -28,7 +28,7 @@ app = build_resolver()
 Token = Annotated[str | None, Query(max_length=2048)]
 
 
-@app.post("/v1/rewards")
+@app.post("/v1/rewards", status_code=201)
 def create_reward(body: RewardIn) -> Response[Reward]:
     return Response(status_code=201, body=service.create_reward(caller(app), body), content_type="application/json")
 
@@ -48,7 +48,7 @@ def update_reward(reward_id: Annotated[Identifier, Path()], body: RewardFields) 
     return service.update_reward(caller(app), reward_id, body)
 
 
-@app.delete("/v1/rewards/<reward_id>")
+@app.delete("/v1/rewards/<reward_id>", responses=NO_CONTENT)
 def delete_reward(reward_id: Annotated[Identifier, Path()]) -> Response[None]:
     service.delete_reward(caller(app), reward_id)
     return Response(status_code=204)
@@ -59,7 +59,7 @@ def change_stock(reward_id: Annotated[Identifier, Path()], body: StockChange) ->
     return service.change_stock(caller(app), reward_id, body)
 
 
-@app.post("/v1/inventory/reserve")
+@app.post("/v1/inventory/reserve", responses=CREATED_OR_EXISTING)
 def reserve(body: ReserveIn) -> Response[Reservation]:
     reservation, created = service.reserve(caller(app), **body.model_dump())
     return Response(status_code=201 if created else 200, body=reservation, content_type="application/json")

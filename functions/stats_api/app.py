@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from marketing.core.http import build_resolver, caller, lambda_handler_for
+from marketing.core.http import SVG, build_resolver, caller, lambda_handler_for
 from marketing.core.types import Identifier, Limit
 from marketing.stats import service
 from marketing.stats.metrics import METRICS
@@ -27,7 +27,7 @@ def get_stats(
     return service.report(caller(app), topic_type, topic_id, from_, to, channel_type)
 
 
-@app.get("/v1/stats/<topic_type>/<topic_id>/chart.svg")
+@app.get("/v1/stats/<topic_type>/<topic_id>/chart.svg", responses=SVG)
 def get_chart(
     topic_type: Annotated[Name, Path()],
     topic_id: Annotated[Identifier, Path()],

@@ -9,7 +9,7 @@ from marketing.stats.models import EventBatchIn, EventBatchResult
 app = build_resolver()
 
 
-@app.post("/v1/events")
+@app.post("/v1/events", status_code=202)
 def post_events(body: EventBatchIn) -> Response[EventBatchResult]:
     return Response(status_code=202, body=service.submit(caller(app), body), content_type="application/json")
 

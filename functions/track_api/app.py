@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from marketing.core.http import build_resolver, caller, lambda_handler_for
+from marketing.core.http import CREATED_OR_EXISTING, SVG, build_resolver, caller, lambda_handler_for
 from marketing.core.types import Identifier, Limit
 from marketing.tracking import service
 from marketing.tracking.models import (
@@ -29,7 +29,7 @@ def get_promo(user_id: Annotated[Identifier, Path()], track_type: Annotated[Trac
     return service.get_or_create_promo(caller(app), user_id, track_type)
 
 
-@app.post("/tracks")
+@app.post("/tracks", responses=CREATED_OR_EXISTING)
 def post_track(body: TrackIn) -> Response[Track]:
     track, created = service.record_arrival(caller(app), body)
     return Response(status_code=201 if created else 200, body=track, content_type="application/json")
@@ -55,7 +55,7 @@ def get_promo_owner(promcode: Annotated[Promcode, Path()]) -> PromoOwner:
     return service.promo_owner(caller(app), promcode)
 
 
-@app.get("/promos/<promcode>/qrcode.svg")
+@app.get("/promos/<promcode>/qrcode.svg", responses=SVG)
 def get_promo_qr(promcode: Annotated[Promcode, Path()]) -> Response[str]:
     return Response(status_code=200, content_type="image/svg+xml",
                     body=service.promo_qr_svg(caller(app), promcode))
@@ -66,7 +66,7 @@ def list_track_types() -> list[TrackTypeConfig]:
     return service.track_types(caller(app))
 
 
-@app.put("/track-types/<track_type>")
+@app.put("/track-types/<track_type>", status_code=201)
 def put_track_type(track_type: Annotated[TrackType, Path()], body: TrackTypeIn) -> Response[TrackTypeConfig]:
     return Response(status_code=201, body=service.configure_track_type(caller(app), track_type, body),
                     content_type="application/json")

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import boto3
@@ -76,8 +78,9 @@ class LocalStackProcess:
                             aws_access_key_id="local", aws_secret_access_key="local")
 
 
-@pytest.fixture(scope="session")
-def local_stack():
+@contextmanager
+def running_local_stack() -> Iterator[LocalStackProcess]:
+    """`python -m local_stack` in a subprocess, until the block ends."""
     # Webhook tests run their receivers on 127.0.0.1 over http: the local escape hatch (docs/architecture.md).
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOCAL_ALLOW_LOOPBACK_WEBHOOKS": "1"}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -95,9 +98,21 @@ def local_stack():
         pytest.fail("the local stack did not start:\n" + "".join(log[-40:]))
     # Keep draining its output so the pipe never fills and blocks the stack.
     threading.Thread(target=lambda: log.extend(process.stdout), daemon=True).start()
-    yield LocalStackProcess(ready["api"], ready["aws"], ready["outputs"], process, log)
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield LocalStackProcess(ready["api"], ready["aws"], ready["outputs"], process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a stack loaded with many containers can be slow to stop
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def local_stack():
+    with running_local_stack() as stack:
+        yield stack
 
 
 @pytest.fixture

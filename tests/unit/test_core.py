@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 from moto import mock_aws
+from pydantic import TypeAdapter, ValidationError
 
 from marketing.core import pagination
-from marketing.core.errors import BadRequest, Forbidden, Unauthorized
+from marketing.core.clock import iso
+from marketing.core.errors import BadRequest, Forbidden, MalformedBody, Unauthorized
+from marketing.core.http import MAX_BODY_DEPTH, read_json
 from marketing.core.identity import Role, caller_from_claims, parse_roles, scope_of
 from marketing.core.ids import UNAMBIGUOUS_ALPHABET, new_id, random_code
+from marketing.core.types import UtcTime
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -146,3 +151,24 @@ def test_codes_and_ids():
     ids = [new_id() for _ in range(50)]
     assert len(set(ids)) == 50 and all(len(i) == 26 for i in ids)
     assert ids[0][:10] <= ids[-1][:10]  # time-ordered prefix
+
+
+def nested_list(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_json_body_is_read_up_to_dynamodbs_nesting_limit():
+    assert read_json(nested_list(MAX_BODY_DEPTH)) is not None
+    assert read_json('{"a": [1, {"b": {}}]}') == {"a": [1, {"b": {}}]}
+    for too_deep in (nested_list(MAX_BODY_DEPTH + 1), nested_list(5000), '{"a": ' * 40 + "1" + "}" * 40):
+        with pytest.raises(MalformedBody):
+            read_json(too_deep)
+
+
+def test_times_are_written_with_four_digit_years_and_read_only_inside_the_utc_calendar():
+    assert iso(datetime(176, 9, 2, 23, 42, 51, 123456, tzinfo=UTC)) == "0176-09-02T23:42:51.123Z"
+    read = TypeAdapter(UtcTime).validate_python
+    assert iso(read("2026-11-01T08:00:00+08:00")) == "2026-11-01T00:00:00.000Z"
+    for outside in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "2026-11-01T00:00:00"):
+        with pytest.raises(ValidationError):
+            read(outside)

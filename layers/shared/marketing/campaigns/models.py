@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -11,19 +11,12 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_val
 
 from marketing.campaigns import rules
 from marketing.core.clock import iso
-from marketing.core.types import Identifier
+from marketing.core.types import Identifier, UtcTime
 
 MAX_LIST_USERS = 1000
 MAX_EVENT_JSON = 8 * 1024
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("give a time zone, e.g. 2026-11-01T00:00:00Z")
-    return value.astimezone(UTC)
-
-
-UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")]
 EventType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                                  description="the event a task listens to, e.g. USER_REGISTER or track.new_user")]

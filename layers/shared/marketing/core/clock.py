@@ -10,8 +10,9 @@ def now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with millisecond precision and a `Z` suffix: sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 in UTC with millisecond precision and a `Z` suffix: sorts as text (the year has its four
+    digits, which `strftime("%Y")` drops before year 1000)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_iso() -> str:

@@ -54,6 +54,16 @@ class BadRequest(DomainError):
     status, code = 400, "BAD_REQUEST"
 
 
+class MalformedBody(DomainError):
+    """A body that cannot be read at all: not UTF-8, bad base64, or JSON nested too deeply."""
+
+    status, code = 400, "MALFORMED_BODY"
+
+
+class UnsupportedMediaType(DomainError):
+    status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
+
+
 class TooManyRequests(DomainError):
     status, code = 429, "TOO_MANY_REQUESTS"
 

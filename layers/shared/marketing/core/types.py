@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 # Ids end up inside DynamoDB keys built with `#` separators: a strict charset keeps keys unambiguous.
 ID_CHARS = r"[A-Za-z0-9_.:@-]"
@@ -13,3 +14,16 @@ Limit = Annotated[int, Field(ge=1, le=100)]
 Cents = Annotated[int, Field(ge=0, description="an amount in integer cents")]
 
 
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone, e.g. 2026-11-01T00:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is in year 0 in UTC
+        raise ValueError("this time falls outside the years 1 to 9999 in UTC") from None
+
+
+# A time with its zone, converted to UTC when read; a time whose UTC date does not exist is refused, not a crash.
+UtcTime = Annotated[datetime, AfterValidator(_in_utc)]

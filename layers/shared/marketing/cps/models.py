@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from marketing.core.types import Cents, Identifier
+from marketing.core.types import Cents, Identifier, UtcTime
 from marketing.cps.commission import BASIS_POINTS, OrderStatus
 from marketing.tracking.models import Promcode
 
@@ -80,8 +80,8 @@ class OrderIn(BaseModel):
     commission: Cents = Field(description="the platform's commission to us, cents")
     refund_price: Cents = 0
     title: Annotated[str, Field(max_length=256)] = ""
-    paid_at: AwareDatetime | None = None
-    settled_at: AwareDatetime | None = Field(default=None, description="when the platform settled the order")
+    paid_at: UtcTime | None = None
+    settled_at: UtcTime | None = Field(default=None, description="when the platform settled the order")
     buyer_id: Identifier | None = None
 
     @model_validator(mode="after")

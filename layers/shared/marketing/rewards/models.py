@@ -7,14 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
 from marketing.core.clock import iso
-from marketing.core.types import Identifier
+from marketing.core.types import Identifier, UtcTime
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Quantity = Annotated[int, Field(ge=1, le=1000)]
-Timestamp = Annotated[AwareDatetime, Field(description="UTC ISO 8601 with an offset, e.g. 2026-01-01T00:00:00Z")]
+Timestamp = Annotated[UtcTime, Field(description="UTC ISO 8601 with an offset, e.g. 2026-01-01T00:00:00Z")]
 
 
 class RewardType(StrEnum):
