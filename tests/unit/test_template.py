@@ -81,10 +81,12 @@ def test_the_code_knows_the_tables_key_attributes():
             for i in table["GlobalSecondaryIndexes"]} == dynamo.INDEX_KEYS
 
 
-def test_http_api_uses_a_jwt_authorizer_and_only_health_and_signed_webhooks_are_public():
+def test_http_api_uses_a_jwt_authorizer_and_only_health_signed_webhooks_and_the_console_are_public():
     api = TEMPLATE_DICT["Resources"]["HttpApi"]["Properties"]["Auth"]
     assert api["DefaultAuthorizer"] == "JwtAuthorizer"
     public = [f"{s.logical_id}.{name}" for s in SPECS for name, e in s.events.items()
               if e["Type"] == "HttpApi" and e["Properties"].get("Auth", {}).get("Authorizer") == "NONE"]
-    # CPS platforms authenticate their webhooks with an HMAC signature instead of a JWT.
-    assert public == ["HealthFunction.Health", "CpsWebhookFunction.OrderWebhook"]
+    # CPS platforms authenticate their webhooks with an HMAC signature instead of a JWT; the console's static
+    # files are public (the page signs in, and each API call it makes carries the operator's token).
+    assert public == ["HealthFunction.Health", "CpsWebhookFunction.OrderWebhook", "ConsoleFunction.ConsoleRoot",
+                      "ConsoleFunction.ConsoleFiles"]
