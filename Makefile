@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 PORT ?= 3000
 TENANT ?= t1
 APP ?= app1
 ROLES ?= admin
 SUB ?= ops
 
-.PHONY: venv run token test unit e2e lint packaging bench build deploy clean
+.PHONY: venv browser run token test unit e2e lint packaging bench build deploy clean
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,13 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.140'
 	touch $(SAM_STAMP)
 
+# The console's browser tests drive Debian's Chromium (never `playwright install`: its download fails here).
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
+
 run: venv
 	PORT=$(PORT) $(BIN)/python -m local_stack
 
@@ -41,13 +49,13 @@ lint: venv
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/ruff check layers functions local_stack tests bench
 
-test: venv $(SAM_STAMP) lint
+test: venv $(SAM_STAMP) $(CHROMIUM) lint
 	SAM_CLI=$(abspath $(SAM)) $(BIN)/pytest
 
 unit: venv
 	$(BIN)/pytest tests/unit tests/handlers
 
-e2e: venv
+e2e: venv $(CHROMIUM)
 	$(BIN)/pytest tests/e2e
 
 bench: venv
