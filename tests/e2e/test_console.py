@@ -170,7 +170,7 @@ def test_a_batch_of_3000_codes_reaches_100_percent_exports_downloads_and_revokes
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Export").click()
         console.confirm("Export")
-    rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text(encoding="utf-8"))))
     codes = [r["code"] for r in rows]
     assert len(codes) == 3000 == len(set(codes))
     assert all(c.startswith("GIFT-") for c in codes)
