@@ -184,6 +184,10 @@ export function pagedList(load, draw) {
   return list;
 }
 
+/** A page's mount: the item's view when the hash names one (`#/rewards/{id}`), else the list. */
+export const listOrItem = (list, item) => (outlet, ctx) =>
+  (ctx.params[0] ? item(outlet, ctx, ctx.params[0]) : list(outlet, ctx));
+
 /** A table that scrolls sideways on narrow screens instead of widening the page. */
 export const table = (headers, rows, caption) => html`<div class="table-wrap" tabindex="0" role="region"
     aria-label=${caption}><table>

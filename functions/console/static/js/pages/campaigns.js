@@ -2,8 +2,8 @@
 // completion statistics (link an existing task, create one, unlink).
 import { seg } from '../api.js';
 import {
-  confirmAction, count, field, formError, guarded, html, localInput, nothing, notify, onSubmit, options, pagedList,
-  render, table, when,
+  confirmAction, count, field, formError, guarded, html, listOrItem, localInput, nothing, notify, onSubmit, options,
+  pagedList, render, table, when,
 } from '../ui.js';
 
 const STATUSES = ['DRAFT', 'ACTIVE', 'PAUSED', 'ENDED'];
@@ -204,8 +204,5 @@ export default {
   id: 'campaigns',
   title: 'Campaigns',
   roles: ['admin', 'service'],
-  mount(outlet, ctx) {
-    if (ctx.params[0]) detailView(outlet, ctx, ctx.params[0]);
-    else listView(outlet, ctx);
-  },
+  mount: listOrItem(listView, detailView),
 };

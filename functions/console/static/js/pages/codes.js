@@ -2,8 +2,8 @@
 // and download the file, list its codes masked with a status filter, revoke a code.
 import { seg } from '../api.js';
 import {
-  confirmAction, count, field, formError, html, nothing, notify, onSubmit, options, pagedList, remembered, render,
-  table, when,
+  confirmAction, count, field, formError, html, listOrItem, nothing, notify, onSubmit, options, pagedList,
+  remembered, render, table, when,
 } from '../ui.js';
 
 const POLL_MS = 1000;
@@ -148,8 +148,5 @@ export default {
   id: 'codes',
   title: 'Redeem codes',
   roles: ['admin', 'service'],
-  mount(outlet, ctx) {
-    if (ctx.params[0]) batchView(outlet, ctx, ctx.params[0]);
-    else generateView(outlet, ctx);
-  },
+  mount: listOrItem(generateView, batchView),
 };

@@ -1,8 +1,8 @@
 // Rewards: the list with stock gauges, the typed creation form, one reward's stock with top-up and delete.
 import { seg } from '../api.js';
 import {
-  confirmAction, count, field, formError, guarded, html, nothing, notify, onSubmit, options, pagedList, render, stockGauge,
-  table, when,
+  confirmAction, count, field, formError, guarded, html, listOrItem, nothing, notify, onSubmit, options, pagedList,
+  render, stockGauge, table, when,
 } from '../ui.js';
 
 const TYPES = ['COUPON', 'POINTS', 'REDEEM_CODE', 'VIP_CARD', 'SUBSCRIPTION'];
@@ -131,8 +131,5 @@ export default {
   id: 'rewards',
   title: 'Rewards',
   roles: ['admin', 'service', 'user'],
-  mount(outlet, ctx) {
-    if (ctx.params[0]) detailView(outlet, ctx, ctx.params[0]);
-    else listView(outlet, ctx);
-  },
+  mount: listOrItem(listView, detailView),
 };
