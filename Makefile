@@ -10,13 +10,14 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 PORT ?= 3000
 TENANT ?= t1
 APP ?= app1
 ROLES ?= admin
 SUB ?= ops
 
-.PHONY: venv run token test unit e2e fuzz lint operations packaging bench build deploy clean
+.PHONY: venv browser run token test unit e2e fuzz lint operations packaging bench build deploy clean
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,13 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
 	touch $(CHECKOV_STAMP)
 
+# The console's browser tests drive Debian's Chromium (never `playwright install`: its download fails here).
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
+
 run: venv
 	PORT=$(PORT) $(BIN)/python -m local_stack
 
@@ -58,13 +66,13 @@ lint: venv $(CHECKOV_STAMP)
 operations: venv
 	$(BIN)/python -m tools.operations
 
-test: venv $(SAM_STAMP) lint
+test: venv $(SAM_STAMP) $(CHROMIUM) lint
 	SAM_CLI=$(abspath $(SAM)) $(BIN)/pytest
 
 unit: venv
 	$(BIN)/pytest tests/unit tests/handlers
 
-e2e: venv
+e2e: venv $(CHROMIUM)
 	$(BIN)/pytest tests/e2e
 
 # Schemathesis over the local stack's OpenAPI document (a fixed seed, 4 minutes); `make test` runs it too.

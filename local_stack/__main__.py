@@ -35,6 +35,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     print(f"API:          {stack.gateway.url}", flush=True)
+    print(f"Console:      {stack.gateway.url}/console/  (development sign-in: any tenant, app, role)", flush=True)
     print(f"Swagger UI:   {stack.gateway.url}/docs", flush=True)
     print(f"Embedded AWS: {stack.aws.endpoint}  (AWS_ENDPOINT_URL for the AWS CLI or boto3)", flush=True)
     print("Token:        make token TENANT=t1 APP=app1 ROLES=admin SUB=ops", flush=True)

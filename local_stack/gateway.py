@@ -1,6 +1,7 @@
 """The local HttpApi: routes each `HttpApi` event of the template to its function with a real API Gateway
 v2 (payload format 2.0) event, after doing what the JWT authorizer does. Also serves `/docs` (Swagger UI
-over the functions' own Powertools OpenAPI schemas, merged) and `POST /_local/invoke/{LogicalId}`."""
+over the functions' own Powertools OpenAPI schemas, merged), `POST /_local/invoke/{LogicalId}` and the console's
+development sign-in (`/_local/token`, local_stack/dev_signin.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from urllib.parse import parse_qsl
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from local_stack import auth
+from local_stack import auth, dev_signin
 from local_stack.containers import FunctionError, FunctionRuntime
 from local_stack.threads import ServerThread
 
@@ -36,7 +37,8 @@ class Route:
         return self.jwt is None
 
     def __post_init__(self):
-        pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", self.path)
+        # A greedy variable also takes an empty rest, as API Gateway's does (`/console/` reaches `/console/{proxy+}`).
+        pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.*)", self.path)
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
         self.regex = re.compile(f"^{pattern}$")
         # API Gateway prefers the most specific route: more literal segments, then no greedy variable.
@@ -149,6 +151,8 @@ class Gateway(ServerThread):
     def handle(self, request: Request) -> Response:
         if request.path in ("/docs", "/docs/openapi.json") and request.method == "GET":
             return self._docs(request.path.endswith(".json"))
+        if request.path == dev_signin.PATH:
+            return dev_signin.handle(request)
         if request.path.startswith("/_local/invoke/") and request.method == "POST":
             return self._invoke(request.path.rsplit("/", 1)[1], request)
         for route in self.routes:

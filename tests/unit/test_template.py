@@ -87,13 +87,15 @@ def test_the_code_knows_the_tables_key_attributes():
             for i in table["GlobalSecondaryIndexes"]} == dynamo.INDEX_KEYS
 
 
-def test_http_api_uses_a_jwt_authorizer_and_only_health_and_signed_webhooks_are_public():
+def test_http_api_uses_a_jwt_authorizer_and_only_health_signed_webhooks_and_the_console_are_public():
     api = TEMPLATE_DICT["Resources"]["HttpApi"]["Properties"]["Auth"]
     assert api["DefaultAuthorizer"] == "JwtAuthorizer"
     public = [f"{s.logical_id}.{name}" for s in SPECS for name, e in s.events.items()
               if e["Type"] == "HttpApi" and e["Properties"].get("Auth", {}).get("Authorizer") == "NONE"]
-    # CPS platforms authenticate their webhooks with an HMAC signature instead of a JWT.
-    assert public == ["HealthFunction.Health", "CpsWebhookFunction.OrderWebhook"]
+    # CPS platforms authenticate their webhooks with an HMAC signature instead of a JWT; the console's static
+    # files are public (the page signs in, and each API call it makes carries the operator's token).
+    assert public == ["HealthFunction.Health", "CpsWebhookFunction.OrderWebhook", "ConsoleFunction.ConsoleRoot",
+                      "ConsoleFunction.ConsoleFiles"]
 
 
 def test_only_the_functions_that_page_may_read_the_page_token_key():
@@ -296,7 +298,7 @@ def test_the_api_logs_access_throttles_every_route_and_the_open_ones_tighter():
     open_routes = {f"{fn}.{name}": e for fn, name, e in events_of("HttpApi")
                    if e.get("Auth", {}).get("Authorizer") == "NONE" and e["Path"] != "/health"
                    or e["Path"] == "/v1/events"}
-    assert len(open_routes) == 2, open_routes  # the CPS webhook and the event intake
+    assert len(open_routes) == 4, open_routes  # the CPS webhook, the event intake and the console's files
     for route, event in open_routes.items():
         assert int(default(event["RouteSettings"]["ThrottlingRateLimit"])) < rate, route
 
