@@ -41,6 +41,6 @@ def test_a_body_that_cannot_be_read_is_a_4xx_in_the_error_shape(local_stack, adm
 
 def test_the_webhook_refuses_unsigned_bytes_without_a_server_error(local_stack):
     for content_type, raw, *_ in BODIES.values():
-        answer = requests.post(f"{local_stack.api_url}/v1/cps/t-malformed/fake/orders", data=raw, timeout=30,
+        answer = requests.post(f"{local_stack.api_url}/v1/cps/t-malformed/app1/fake/orders", data=raw, timeout=30,
                                headers={"Content-Type": content_type})
         assert answer.status_code == 401, answer.text
