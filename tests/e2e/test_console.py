@@ -9,7 +9,6 @@ import base64
 import csv
 import hashlib
 import io
-import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
