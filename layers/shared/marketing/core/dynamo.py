@@ -23,7 +23,16 @@ def resource():
 
 
 def table():
-    return resource().Table(config.table_name())
+    # boto3 builds a Table resource's class anew on every `.Table()` (milliseconds per request): one per name,
+    # built again when the resource changes (tests and the local stack reset it).
+    client, name = resource().meta.client, config.table_name()
+    cached = _tables.get(name)
+    if cached is None or cached.meta.client is not client:
+        cached = _tables[name] = resource().Table(name)
+    return cached
+
+
+_tables: dict[str, Any] = {}
 
 
 def client():

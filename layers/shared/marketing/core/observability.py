@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 
 class _Metrics(Metrics):
@@ -15,8 +17,36 @@ class _Metrics(Metrics):
         self.clear_metrics()
 
 
+class _NoSegment(BaseSegment):
+    def close(self, end_time=None): pass
+    def add_subsegment(self, subsegment): pass
+    def remove_subsegment(self, subsegment): pass
+    def put_annotation(self, key, value): pass
+    def put_metadata(self, key, value, namespace="default"): pass
+    def add_exception(self, exception, stack, remote=False): pass
+
+
+class _NoTracing(BaseProvider):
+    """The provider when tracing is off (tests, benches, the local stack, POWERTOOLS_TRACE_DISABLED): Powertools'
+    default provider imports the X-Ray SDK (hundreds of ms of a cold start) even to trace nothing."""
+
+    @contextlib.contextmanager
+    def in_subsegment(self, name=None, **kwargs):
+        yield _NoSegment()
+
+    @contextlib.asynccontextmanager
+    async def in_subsegment_async(self, name=None, **kwargs):
+        yield _NoSegment()
+
+    def put_annotation(self, key, value): pass
+    def put_metadata(self, key, value, namespace="default"): pass
+    def patch(self, modules): pass
+    def patch_all(self): pass
+
+
 logger = Logger()
-tracer = Tracer()
+# In Lambda with tracing on (the template's `Tracing: Active`) Powertools' own X-Ray provider, as before.
+tracer = Tracer(provider=_NoTracing(), disabled=True) if Tracer._is_tracer_disabled() else Tracer()
 metrics = _Metrics()
 
 # A request that records no business metric is normal (reads, health); Powertools warns about each one.

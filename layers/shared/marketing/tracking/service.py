@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 from marketing.core import config, events
 from marketing.core.clock import now_iso
@@ -80,7 +81,10 @@ def promo_qr_svg(caller: Caller, promcode: str) -> str:
     return qr_svg(promo_owner(caller, promcode).share_url)
 
 
+@lru_cache(maxsize=256)
 def qr_svg(url: str) -> str:
+    """Cached: drawing one (choosing its mask) takes tens of ms, and an affiliate's profile shows it on
+    every read."""
     import segno  # imported here: ~40 ms that cold starts of functions which never draw a QR code skip
 
     out = io.BytesIO()
