@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from marketing.core.types import Cents, Identifier, UtcTime
+from marketing.core.types import AnyId, Cents, Identifier, UtcTime
 from marketing.cps.commission import BASIS_POINTS, OrderStatus
 from marketing.tracking.models import Promcode
 
@@ -19,7 +19,7 @@ EntryStatus = Literal["pending", "available", "reversed"]
 
 
 class AffiliateIn(BaseModel):
-    user_id: Identifier
+    user_id: AnyId
     invite_code: Promcode | None = Field(default=None, description="the inviter's invite code, if any")
 
 
