@@ -336,9 +336,10 @@ def test_a_save_lost_to_a_concurrent_writer_reads_the_order_again_but_not_the_se
     assert raced["pull"]["results"][0]["changed"] == 1
     assert body_of(answer) == {"platform": "fake", "order_id": "o-1", "status": "PAID", "changed": True, "entries": 3}
     assert calls["TransactWriteItems"] == 3 and calls["ORDER"] == 3  # the webhook's two tries, the pull's one
-    # And only the order is read again: the tenant's settings and the pid's owner are read once, together
+    # And only the order is read again: the tenant's settings and the pid's owner are read once, together;
+    # the statuses of the affiliates paid are read on each try (the save checks them)
     assert (calls["SETTINGS"], calls["PID"]) == (1, 1)
-    assert (calls["GetItem"], calls["BatchGetItem"]) == (3, 1)
+    assert (calls["GetItem"], calls["BatchGetItem"]) == (3, 3)
     assert entries(stack) == [("A", "accrual", 100), ("B", "accrual", 200), ("C", "accrual", 600)]
     state = body_of(fns["api"](sample_event("cps_api/get_order.json")))
     assert (state["status"], state["via_webhook"], state["via_pull"]) == ("PAID", True, True)
