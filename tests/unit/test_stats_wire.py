@@ -87,6 +87,7 @@ def test_a_message_without_id_is_identified_by_its_digest():
     ({"event_type": "activity.visit", "wuId": True}, "wuId"),  # a boolean is no id
     ({"event_type": "activity.visit", "wuId": 10**200}, "wuId"),  # too long for an id
     ({"event_type": "activity.visit", "bogus": 1}, "bogus"),
+    ({"event_type": "activity.visit", "topic_id": "42"}, "topicId"),  # both spellings: which one?
 ])
 def test_seed_messages_still_validate(raw, field):
     with pytest.raises(ValidationError) as caught:
