@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from marketing.core import dynamo
-from tests.handlers.test_cps_webhook import LONG_AGO, abc, earnings, entries, fns, order, webhook  # noqa: F401
+from tests.handlers import test_cps_webhook as cps
+from tests.handlers.test_cps_webhook import LONG_AGO, earnings, entries, order, webhook
 from tests.support import body_of, bus_tap, claims, http_event
+
+fns, abc = cps.fns, cps.abc  # the CPS functions and the article's chain A → B → C, as fixtures here too
 
 ADMIN = claims("t1", "ops", "[admin]")
 STATUS_ROUTE = "/v1/affiliates/{user_id}/status"

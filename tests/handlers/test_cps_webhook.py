@@ -104,7 +104,8 @@ def test_refund_after_settlement_adds_reversals_and_balances_add_up(fns, abc, st
     webhook(fns, order(abc, "SETTLED", settled_at=LONG_AGO))
     assert balances(fns)["C"] == {"pending": 0, "available": 600, "reversed": 0, "withheld": 0, "by_level": {"0": 600}}
     webhook(fns, order(abc, "PARTIALLY_REFUNDED", refund_price=1250, settled_at=LONG_AGO))
-    assert balances(fns)["C"] == {"pending": 0, "available": 450, "reversed": 150, "withheld": 0, "by_level": {"0": 450}}
+    assert balances(fns)["C"] == {"pending": 0, "available": 450, "reversed": 150, "withheld": 0,
+                                  "by_level": {"0": 450}}
     webhook(fns, order(abc, "REFUNDED", refund_price=5000))
     after = balances(fns)
     assert after == {u: {"pending": 0, "available": 0, "reversed": share, "withheld": 0, "by_level": {level: 0}}
