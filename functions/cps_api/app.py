@@ -11,11 +11,14 @@ from marketing.cps import service
 from marketing.cps.models import (
     Affiliate,
     AffiliateIn,
+    AffiliateStatusIn,
     CommissionPage,
     Earnings,
     EntryStatus,
     Level,
     OrderState,
+    PendingReversal,
+    PendingReversalIn,
     Platform,
     Reconciliation,
     RelationPage,
@@ -38,6 +41,16 @@ def register(body: AffiliateIn) -> Response[Affiliate]:
 @app.get("/v1/affiliates/<user_id>")
 def get_affiliate(user_id: Annotated[Identifier, Path()]) -> Affiliate:
     return service.get_affiliate(caller(app), user_id)
+
+
+@app.put("/v1/affiliates/<user_id>/status")
+def set_status(user_id: Annotated[Identifier, Path()], body: AffiliateStatusIn) -> Affiliate:
+    return service.set_status(caller(app), user_id, body)
+
+
+@app.post("/v1/affiliates/<user_id>/pending-reversals")
+def reverse_pending(user_id: Annotated[Identifier, Path()], body: PendingReversalIn) -> PendingReversal:
+    return service.reverse_pending(caller(app), user_id, body)
 
 
 @app.get("/v1/affiliates/<user_id>/downline")

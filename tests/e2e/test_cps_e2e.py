@@ -88,7 +88,7 @@ def test_a_refund_after_settlement_reverses_and_balances_add_up(local_stack, ten
     pid = make_chain(api)
     send(local_stack, tenant, order(pid))
     pull(local_stack, tenant, [order(pid, "SETTLED", settled_at=LONG_AGO)])
-    assert balances(api)["C"] == {"pending": 0, "available": 600, "reversed": 0, "by_level": {"0": 600}}
+    assert balances(api)["C"] == {"pending": 0, "available": 600, "reversed": 0, "withheld": 0, "by_level": {"0": 600}}
     send(local_stack, tenant, order(pid, "PARTIALLY_REFUNDED", refund_price=2500, settled_at=LONG_AGO))
     half = balances(api)
     assert {u: (b["available"], b["reversed"]) for u, b in half.items()} == {
@@ -184,3 +184,69 @@ def test_simultaneous_registrations_keep_one_inviter_and_no_cycle(local_stack, t
         assert joined.status_code == 201 and joined.json()["inviter_id"] == p
         assert looped.status_code == 409 and looped.json()["error"]["code"] in ("CYCLE", "INVITER_FIXED")
         assert api.get(f"/v1/affiliates/{p}").json()["inviter_id"] is None
+
+
+def commissions_of(api, user):
+    return api.get(f"/v1/affiliates/{user}/commissions", params={"limit": 100}).json()["items"]
+
+
+def test_a_frozen_affiliates_order_is_withheld_and_its_upline_paid(local_stack, tenant):
+    # Given C frozen by the operator
+    api = local_stack.api(tenant)
+    pid = make_chain(api)
+    frozen = api.put("/v1/affiliates/C/status", {"status": "FROZEN", "reason": "click fraud"})
+    assert frozen.status_code == 200 and frozen.json()["status"] == "FROZEN"
+    # When an order of C's pid arrives three times
+    answers = [send(local_stack, tenant, order(pid)) for _ in range(3)]
+    assert [a.json()["entries"] for a in answers] == [3, 0, 0]
+    # Then C's share is in its ledger as withheld, and B and A earn their levels
+    assert [(e["kind"], e["status"], e["amount"]) for e in commissions_of(api, "C")] == [
+        ("withheld", "withheld", 600)]
+    assert balances(api) == {
+        "A": {"pending": 100, "available": 0, "reversed": 0, "withheld": 0, "by_level": {"2": 100}},
+        "B": {"pending": 200, "available": 0, "reversed": 0, "withheld": 0, "by_level": {"1": 200}},
+        "C": {"pending": 0, "available": 0, "reversed": 0, "withheld": 600, "by_level": {}}}
+    state = api.get("/v1/cps/orders/fake/o-1").json()
+    assert state["withheld"] == [{"level": 0, "user_id": "C", "amount": 600}]
+    # And C invites nobody while frozen
+    code = api.get("/v1/affiliates/C").json()["invite_code"]
+    refused = api.post("/v1/affiliates", {"user_id": "D", "invite_code": code})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "INVITER_FROZEN"
+
+
+def test_a_freeze_racing_orders_leaves_every_order_with_c_paid_or_withheld_once(local_stack, tenant):
+    # Given C with orders arriving while the operator freezes it
+    api, admin = local_stack.api(tenant), local_stack.api(tenant)
+    pid = make_chain(api)
+    bodies = [order(pid, order_id=f"o-{i}") for i in range(12)] * 2  # each order delivered twice
+
+    def deliver_or_freeze(n):
+        if n == 5:
+            return admin.put("/v1/affiliates/C/status", {"status": "FROZEN", "reason": "race"})
+        return send(local_stack, tenant, bodies[n if n < 5 else n - 1])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(deliver_or_freeze, range(len(bodies) + 1)))
+    assert {a.status_code for a in answers} == {200}
+    # Then every order has exactly one entry for C (accrual if paid before the freeze, withheld after),
+    # and B and A are paid on all twelve
+    by_order = {}
+    for e in commissions_of(api, "C"):
+        by_order.setdefault(e["order_id"], []).append(e["kind"])
+    assert sorted(by_order) == sorted(f"o-{i}" for i in range(12))
+    assert all(len(kinds) == 1 and kinds[0] in ("accrual", "withheld") for kinds in by_order.values())
+    c = balances(api)["C"]
+    assert c["pending"] + c["withheld"] == 12 * 600
+    assert {u: b["pending"] for u, b in balances(api, "AB").items()} == {"A": 1200, "B": 2400}
+    # And once frozen, the operator takes back what C has pending, once
+    reversal = api.post("/v1/affiliates/C/pending-reversals", {"reason": "race"})
+    assert reversal.status_code == 200 and reversal.json()["amount"] == c["pending"]
+    assert api.post("/v1/affiliates/C/pending-reversals", {"reason": "race"}).json()["amount"] == 0
+    assert balances(api)["C"]["pending"] == 0
+
+
+def test_affiliates_register_with_integer_user_ids(local_stack, tenant):
+    api = local_stack.api(tenant)
+    answer = api.post("/v1/affiliates", {"user_id": 10086})
+    assert answer.status_code == 201 and answer.json()["user_id"] == "10086"
+    assert api.post("/v1/affiliates", {"user_id": "10086"}).status_code == 200  # the same user

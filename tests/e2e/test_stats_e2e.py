@@ -213,3 +213,71 @@ def test_a_delayed_event_counts_only_after_its_delay(local_stack, tenant):
     assert totals(ops, "activity/42")["visits"] == 0
     assert wait_for(lambda: totals(ops, "activity/42")["visits"] == 1)
     assert time.time() >= at - 1  # SQS delays in whole seconds
+
+
+def seed_messages(ctime_ms: int) -> list[dict]:
+    """One message per section of realtime-stats-mq-spec.md, as its tables define them: the common parameters
+    under the seed's names with integer ids and its defaults for "none" (`qrCode` empty), the exchange it is
+    sent to, its own fields beside them (or under `data` with a `recordId`). Only the facts the seed's
+    consumer looked up in its own tables (amounts of 2.4, 2.5, 2.10) are added."""
+    common = {"sessionStr": "s-77", "parentTopicType": "page", "parentTopicId": 7, "topicType": "activity",
+              "topicId": 42, "qrCode": "", "wuId": 1001, "channelType": "wx", "ctime": ctime_ms}
+    page = {**common, "topicType": "page", "topicId": 7, "parentTopicType": "", "parentTopicId": 0}
+    return [
+        {**page, "exchange": "ex.data.load.visit", "userRecordId": 501},  # 1.1
+        {**page, "exchange": "ex.data.load.share"},  # 1.2
+        {**common, "exchange": "ex.data.load.act.date.visit", "userRecordId": 502},  # 2.1
+        {**common, "exchange": "ex.data.load.act.date.share"},  # 2.2
+        {**common, "exchange": "ex.h5.activity.visit", "channelCode": "h5c"},  # 2.3
+        {**common, "exchange": "ex.order.pay.success", "recordId": 9001, "data": {"orderId": 70001, "amount": 1990}},
+        {**common, "exchange": "ex.order.pay.cancel", "recordId": 9002, "data": {"orderId": 70002, "amount": 500}},
+        {**common, "exchange": "ex.vip.card.received", "recordId": 9003, "data": {"receiveId": 80001}},  # 2.6
+        {**common, "exchange": "ex.cash.voucher.receive.success", "recordId": 9004, "data": {"actReceiveId": 80002}},
+        {**common, "exchange": "ex.card.off", "recordId": 9005, "data": {"offId": 80003}},  # 2.8
+        {**common, "exchange": "ex.card.off.revoke", "recordId": 9006, "data": {"revokeId": 80004}},  # 2.9
+        {**common, "exchange": "ex.order.activity.refund.success", "recordId": 9007,
+         "data": {"refundId": 80005, "amount": 300}},  # 2.10 (3.10 in the seed)
+        {**common, "exchange": "ex.card.code.overdue", "recordId": 9008, "data": {"receiveId": 80006}},  # 2.11
+        {**common, "exchange": "ex.cash.voucher.expire", "actReceiveId": 80007, "redPackNum": 2,
+         "orderId": 70001},  # 2.12
+        {**common, "exchange": "ex.act.join.lottery"},  # 2.13
+        {**common, "exchange": "ex.visit.by.share", "joinType": 1},  # 2.14
+        *({**common, "exchange": "ex.act.group.join", "joinType": j} for j in (1, 2, 3)),  # 2.15
+    ]
+
+
+def test_a_producer_following_the_seed_spec_is_counted_once(local_stack, tenant):
+    backend = local_stack.api(tenant, sub="backend", roles="service")
+    ops = local_stack.api(tenant)
+    messages = seed_messages(int(time.time() * 1000))
+
+    # When a producer posts the seed's messages as they are, twice (the second time every one is a repeat)
+    for _ in range(2):
+        answer = backend.post("/v1/events", {"events": messages})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["accepted"] == len(messages), answer.json()
+
+    # Then each moves its metrics once, under our names, on its topic and channel
+    expected_activity = {
+        "visits": 1, "visitors": 1, "shares": 1, "sharers": 1, "h5_visits": 1, "h5_visitors": 1, "purchases": 1,
+        "purchased_quantity": 1, "purchase_amount": 1990, "buyers": 1, "cancelled_payments": 1,
+        "cancelled_amount": 500, "vip_cards": 1, "vip_card_receivers": 1, "vip_new_memberships": 1,
+        "red_packet_receipts": 1, "red_packets": 1, "red_packet_receivers": 1, "redemptions": 1, "redeemers": 1,
+        "revocations": 1, "revokers": 1, "refunds": 1, "refund_amount": 300, "refunders": 1, "expired_coupons": 1,
+        "expired_red_packets": 2, "expired_red_packet_holders": 1, "lottery_entries": 1, "lottery_entrants": 1,
+        "share_visits": 1, "share_visitors": 1, "share_visits_opened": 1, "groups_opened": 1, "group_joins": 1,
+        "groups_succeeded": 1}
+
+    def moved(topic):
+        return {k: v for k, v in totals(ops, topic, channel_type="wx").items() if v}
+
+    wait_for(lambda: moved("activity/42") == expected_activity)
+    assert wait_for(lambda: queue_idle(local_stack))
+    assert moved("activity/42") == expected_activity
+    assert moved("page/7") == {"visits": 1, "visitors": 1, "shares": 1, "sharers": 1}
+    # And the records keep the event under our names, with the ids as text
+    records = ops.get("/v1/stats/activity/42/records", params={"day": time.strftime("%Y-%m-%d", time.gmtime()),
+                                                               "limit": 100}).json()["items"]
+    paid = next(r for r in records if r["event_type"] == "order.paid")
+    assert paid["event_id"] == "9001" and paid["event"]["wu_id"] == "1001" and paid["event"]["qr_code"] is None
+    assert paid["event"]["payload"]["order_id"] == "70001" and "orderId" not in json.dumps(paid)

@@ -90,3 +90,13 @@ def test_swagger_ui_and_merged_openapi(local_stack):
     assert page.status_code == 200 and "swagger-ui" in page.text
     spec = local_stack.anonymous().get("/docs/openapi.json").json()
     assert {"/health", "/tracks", "/tracks/{user_id}/{track_type}"} <= set(spec["paths"])
+
+
+def test_integer_user_ids_are_the_same_users_as_their_text(local_stack, tenant):
+    # track-service's user ids are integers: accepted as JSON integers, kept and answered as text
+    backend = local_stack.api(tenant, sub="app-backend", roles="service")
+    first = backend.post("/tracks", {"user_id": 2002, "track_type": 2, "referrer": 1001})
+    again = backend.post("/tracks", {"user_id": "2002", "track_type": 2, "referrer": "1001"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert (first.json()["user_id"], first.json()["referrer"]) == ("2002", "1001") and again.json() == first.json()
+    assert backend.post("/tracks", {"user_id": True, "track_type": 1, "referrer": 1001}).status_code == 422

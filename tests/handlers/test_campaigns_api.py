@@ -857,3 +857,12 @@ def test_a_worker_running_out_of_time_leaves_the_other_grants_for_redelivery(api
     # Then one grant is distributed and the two others are reported, not started
     assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [r["messageId"] for r in records[1:]]
     assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED"]
+
+
+def test_campaign_routes_take_integer_user_ids_as_text(api):
+    status, audience = call(api, "POST", "/v1/audiences", "/v1/audiences", body={
+        "name": "ids", "audience_type": "LIST", "user_ids": [1001, "1002"]})
+    assert status == 201 and audience["user_ids"] == ["1001", "1002"]
+    status, match = call(api, "POST", f"/v1/audiences/{audience['audience_id']}/match",
+                         "/v1/audiences/{audience_id}/match", body={"user_id": 1001})
+    assert status == 200 and (match["user_id"], match["matches"]) == ("1001", True)

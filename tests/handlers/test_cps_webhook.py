@@ -102,12 +102,13 @@ def test_the_same_webhook_five_times_and_a_pull_make_one_set_of_entries(fns, abc
 def test_refund_after_settlement_adds_reversals_and_balances_add_up(fns, abc, stack):
     webhook(fns, order(abc))
     webhook(fns, order(abc, "SETTLED", settled_at=LONG_AGO))
-    assert balances(fns)["C"] == {"pending": 0, "available": 600, "reversed": 0, "by_level": {"0": 600}}
+    assert balances(fns)["C"] == {"pending": 0, "available": 600, "reversed": 0, "withheld": 0, "by_level": {"0": 600}}
     webhook(fns, order(abc, "PARTIALLY_REFUNDED", refund_price=1250, settled_at=LONG_AGO))
-    assert balances(fns)["C"] == {"pending": 0, "available": 450, "reversed": 150, "by_level": {"0": 450}}
+    assert balances(fns)["C"] == {"pending": 0, "available": 450, "reversed": 150, "withheld": 0,
+                                  "by_level": {"0": 450}}
     webhook(fns, order(abc, "REFUNDED", refund_price=5000))
     after = balances(fns)
-    assert after == {u: {"pending": 0, "available": 0, "reversed": share, "by_level": {level: 0}}
+    assert after == {u: {"pending": 0, "available": 0, "reversed": share, "withheld": 0, "by_level": {level: 0}}
                      for u, share, level in (("A", 100, "2"), ("B", 200, "1"), ("C", 600, "0"))}
     kinds = [k for u, k, _ in entries(stack) if u == "B"]
     assert sorted(kinds) == ["accrual", "reversal", "reversal", "settlement"]
@@ -138,7 +139,7 @@ def test_out_of_order_ends_where_in_order_ends(fns, abc, stack):
     webhook(fns, order(pid_t2, "REFUNDED", refund_price=5000), tenant="t2")
     # Then balances, ledger entries and the order end the same
     assert balances(fns) == balances(fns, "t2")
-    assert balances(fns)["C"] == {"pending": 0, "available": 0, "reversed": 600, "by_level": {"0": 0}}
+    assert balances(fns)["C"] == {"pending": 0, "available": 0, "reversed": 600, "withheld": 0, "by_level": {"0": 0}}
     assert entries(stack) == entries(stack, "t2") and len(entries(stack)) == 6
 
     def state(tenant):
@@ -336,9 +337,10 @@ def test_a_save_lost_to_a_concurrent_writer_reads_the_order_again_but_not_the_se
     assert raced["pull"]["results"][0]["changed"] == 1
     assert body_of(answer) == {"platform": "fake", "order_id": "o-1", "status": "PAID", "changed": True, "entries": 3}
     assert calls["TransactWriteItems"] == 3 and calls["ORDER"] == 3  # the webhook's two tries, the pull's one
-    # And only the order is read again: the tenant's settings and the pid's owner are read once, together
+    # And only the order is read again: the tenant's settings and the pid's owner are read once, together;
+    # the statuses of the affiliates paid are read on each try (the save checks them)
     assert (calls["SETTINGS"], calls["PID"]) == (1, 1)
-    assert (calls["GetItem"], calls["BatchGetItem"]) == (3, 1)
+    assert (calls["GetItem"], calls["BatchGetItem"]) == (3, 3)
     assert entries(stack) == [("A", "accrual", 100), ("B", "accrual", 200), ("C", "accrual", 600)]
     state = body_of(fns["api"](sample_event("cps_api/get_order.json")))
     assert (state["status"], state["via_webhook"], state["via_pull"]) == ("PAID", True, True)

@@ -40,7 +40,7 @@ EXPECTED_ACTIVITY = {
     "revocations": 1, "revokers": 1, "revoked_amount": 1200,
     "expired_coupons": 1, "expired_coupon_value": 800,
     "lottery_entries": 2, "lottery_entrants": 1,
-    "share_visits": 1, "share_visitors": 1, "new_users": 1,
+    "share_visits": 1, "share_visitors": 1, "new_users": 1, "share_visits_joined": 1,
     "groups_opened": 1, "group_joins": 1, "groups_succeeded": 1,
     "tasks_completed": 1, "task_completers": 1,
 }

@@ -15,6 +15,7 @@ from marketing.cps.commission import (
     Progress,
     advance,
     balance,
+    reverse_pending,
     split,
 )
 from marketing.cps.models import MAX_LEVELS
@@ -134,3 +135,35 @@ def test_status_only_moves_forward():
 def test_a_cancelled_unpaid_order_earns_nothing():
     shares = split(1000, [6000, 2000, 1000], ["C", "B", "A"])
     assert _apply([Progress.of(OrderStatus.CREATED, 0), Progress.of(OrderStatus.CANCELLED, 0)], shares, 5000) == []
+
+
+def _paid(frozen=frozenset()):
+    shares = split(1000, [6000, 2000, 1000], ["C", "B", "A"])
+    return advance(Progress(), Ledger(), Progress.of(OrderStatus.PAID, 0), pay_price=5000, shares_if_paid=shares,
+                   available_at=SETTLED_AT, frozen=frozen)
+
+
+def test_a_frozen_affiliates_share_is_withheld_and_never_settled_or_reversed():
+    step = _paid(frozenset({"C"}))
+    assert [(e.kind, e.user_id, e.amount) for e in step.entries] == [
+        (EntryKind.ACCRUAL, "B", 200), (EntryKind.ACCRUAL, "A", 100), (EntryKind.WITHHELD, "C", 600)]
+    refunded = advance(step.progress, step.ledger, Progress.of(OrderStatus.REFUNDED, 5000), pay_price=5000,
+                       shares_if_paid=None, available_at=SETTLED_AT)
+    assert {e.user_id for e in refunded.entries} == {"B", "A"} and refunded.ledger.withheld == step.ledger.withheld
+    total = balance(step.entries + refunded.entries, AFTER_HOLD_ENDS)
+    assert (total.pending, total.withheld, total.by_level) == (0, 600, {1: 0, 2: 0})
+
+
+def test_the_operator_reverses_only_what_is_not_yet_available_and_only_once():
+    step = _paid()
+    ledger, taken = reverse_pending(step.ledger, "C", BEFORE_HOLD_ENDS)
+    assert [(e.kind, e.level, e.amount) for e in taken] == [(EntryKind.REVERSAL, 0, -600)]
+    assert reverse_pending(ledger, "C", BEFORE_HOLD_ENDS) == (ledger, [])
+    settled = advance(step.progress, ledger, Progress.of(OrderStatus.SETTLED, 0, True), pay_price=5000,
+                      shares_if_paid=None, available_at=SETTLED_AT)
+    assert {e.user_id for e in settled.entries} == {"B", "A"}  # nothing of C's share is left to settle
+    assert balance(step.entries + taken + settled.entries, AFTER_HOLD_ENDS).by_level == {0: 0, 1: 200, 2: 100}
+    # Settled money whose hold is over is the affiliate's: nothing to take back
+    assert reverse_pending(settled.ledger, "B", AFTER_HOLD_ENDS)[1] == []
+    on_hold = reverse_pending(settled.ledger, "B", BEFORE_HOLD_ENDS)[1]
+    assert [(e.amount, e.available_at) for e in on_hold] == [(-200, SETTLED_AT)]

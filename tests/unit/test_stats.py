@@ -44,6 +44,8 @@ def test_every_metric_an_event_can_move_is_catalogued():
             effect = effect_of(variant)
             produced |= set(effect.counts) | {metric for metric, _ in effect.uniques}
     produced |= {"vip_new_memberships"}  # the flags above make every VIP card a renewal
+    produced |= {metric for join in ("opened", "joined", "succeeded")  # the sample shows one joinType
+                 for metric in effect_of(event("share.visit", payload={"join_type": join})).counts}
     assert produced <= set(METRICS)
     assert set(METRICS) - produced == set()  # every catalogued metric can move
 

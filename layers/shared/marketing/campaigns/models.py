@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_val
 
 from marketing.campaigns import rules
 from marketing.core.clock import iso
-from marketing.core.types import Identifier, UtcTime
+from marketing.core.types import AnyId, Identifier, UtcTime
 
 MAX_LIST_USERS = 1000
 MAX_EVENT_JSON = 8 * 1024
@@ -105,7 +105,7 @@ class AudienceIn(BaseModel):
     name: Name
     audience_type: AudienceType
     description: Annotated[str, Field(max_length=1024)] = ""
-    user_ids: Annotated[list[Identifier], Field(max_length=MAX_LIST_USERS)] | None = Field(
+    user_ids: Annotated[list[AnyId], Field(max_length=MAX_LIST_USERS)] | None = Field(
         default=None, validate_default=True)
     rule: Annotated[rules.Rule, AfterValidator(_rule_fits)] | None = Field(default=None, validate_default=True)
 
@@ -138,7 +138,7 @@ class AudiencePage(BaseModel):
 
 
 class AudienceMatchIn(BaseModel):
-    user_id: Identifier
+    user_id: AnyId
     user_attributes: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -232,7 +232,7 @@ class TriggerIn(BaseModel):
     tenant_id: str | None = Field(default=None, description="optional; must be the caller's own tenant")
     app_id: str | None = Field(default=None, description="optional; must be the caller's own app")
     event_type: EventType
-    user_id: Identifier
+    user_id: AnyId
     event_id: Identifier | None = Field(default=None, description="stable id of the fact; repeats are dropped")
     occurred_at: UtcTime | None = None
     event_data: dict[str, Any] = Field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 # Ids end up inside DynamoDB keys built with `#` separators: a strict charset keeps keys unambiguous.
 ID_CHARS = r"[A-Za-z0-9_.:@-]"
@@ -14,6 +14,13 @@ Limit = Annotated[int, Field(ge=1, le=100)]
 Cents = Annotated[int, Field(ge=0, description="an amount in integer cents")]
 
 
+def _integer_as_text(value: object) -> object:
+    return str(value) if type(value) is int else value  # not bool: true is no id
+
+
+# An id given as text or, as systems with numeric keys send it, as a JSON integer: kept as its decimal text,
+# so 42 and "42" are one id. Answers always spell it as text.
+AnyId = Annotated[Identifier, BeforeValidator(_integer_as_text, json_schema_input_type=int | Identifier)]
 
 
 def _in_utc(value: datetime) -> datetime:

@@ -9,6 +9,9 @@ Rounding: each level's share is `floor(commission * rate_bp / 10000)`; the cents
 the operator, so the shares never add up to more than the platform commission. A partial refund reverses
 `floor(share * refunded / pay_price)` of each share in total; a full refund (or a cancellation) reverses
 whatever is left, so every balance returns exactly to its value before the order.
+
+A frozen affiliate's share of an order paid while it is frozen is withheld: recorded in the ledger (a
+`withheld` entry, never money owed) and never settled or reversed; the other levels are paid as usual.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ RANK = {OrderStatus.CREATED: 0, OrderStatus.PAID: 1, OrderStatus.SETTLED: 2,
 class EntryKind(StrEnum):
     ACCRUAL = "accrual"  # on payment: pending
     SETTLEMENT = "settlement"  # on settlement: moves from pending to available once the hold is over
-    REVERSAL = "reversal"  # on refund or cancellation: a negative entry
+    REVERSAL = "reversal"  # on refund or cancellation, or by the operator: a negative entry
+    WITHHELD = "withheld"  # a frozen affiliate's share: recorded, not owed
 
 
 # The status a ledger entry lists under (`?status=`).
-ENTRY_STATUS = {EntryKind.ACCRUAL: "pending", EntryKind.SETTLEMENT: "available", EntryKind.REVERSAL: "reversed"}
+ENTRY_STATUS = {EntryKind.ACCRUAL: "pending", EntryKind.SETTLEMENT: "available", EntryKind.REVERSAL: "reversed",
+                EntryKind.WITHHELD: "withheld"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Ledger:
     shares: tuple[Share, ...] = ()
     reversed: tuple[int, ...] = ()
     available_at: str | None = None
+    withheld: tuple[Share, ...] = ()  # the shares of frozen affiliates, fixed at payment, never paid
 
     def reversed_at(self, i: int) -> int:
         return self.reversed[i] if i < len(self.reversed) else 0
@@ -127,17 +133,21 @@ def refund_state(progress: Progress) -> str | None:
 
 
 def advance(old: Progress, ledger: Ledger, update: Progress, *, pay_price: int,
-            shares_if_paid: list[Share] | None, available_at: str) -> Step:
+            shares_if_paid: list[Share] | None, available_at: str, frozen: frozenset[str] = frozenset()) -> Step:
     """Merge `update` into `old` and list the ledger entries the change adds, all to be written together.
 
-    `shares_if_paid` is the split to fix if this merge is the payment (ignored otherwise); `available_at`
-    is when money settled by this merge becomes available (the settlement time plus the hold)."""
+    `shares_if_paid` is the split to fix if this merge is the payment (ignored otherwise), `frozen` the
+    affiliates whose share of it is withheld; `available_at` is when money settled by this merge becomes
+    available (the settlement time plus the hold)."""
     new = old.merge(update)
     entries: list[Entry] = []
     paid_now = new.paid and not old.paid
     if paid_now:
-        ledger = Ledger(shares=tuple(s for s in (shares_if_paid or []) if s.amount > 0))
+        split_ = [s for s in (shares_if_paid or []) if s.amount > 0]
+        ledger = Ledger(shares=tuple(s for s in split_ if s.user_id not in frozen),
+                        withheld=tuple(s for s in split_ if s.user_id in frozen))
         entries += [Entry(EntryKind.ACCRUAL, s.level, s.user_id, s.amount) for s in ledger.shares]
+        entries += [Entry(EntryKind.WITHHELD, s.level, s.user_id, s.amount) for s in ledger.withheld]
     if not new.paid:
         return Step(new, ledger, entries)
 
@@ -162,11 +172,27 @@ def advance(old: Progress, ledger: Ledger, update: Progress, *, pay_price: int,
     return Step(new, ledger, entries, paid_now=paid_now, refunded_now=refunded_now)
 
 
+def reverse_pending(ledger: Ledger, user_id: str, now: str) -> tuple[Ledger, list[Entry]]:
+    """The operator takes back what `user_id` has not received of an order: its share's unreversed rest while
+    the order is unsettled or its hold is not over. Marked reversed in the ledger, so a later settlement or
+    refund finds nothing left of it; a second call finds nothing to do."""
+    entries, reversed_ = [], list(ledger.reversed) + [0] * (len(ledger.shares) - len(ledger.reversed))
+    if ledger.available_at is not None and ledger.available_at <= now:
+        return ledger, []  # the money is the affiliate's already
+    for i, share in enumerate(ledger.shares):
+        left = share.amount - reversed_[i]
+        if share.user_id == user_id and left > 0:
+            entries.append(Entry(EntryKind.REVERSAL, share.level, user_id, -left, ledger.available_at))
+            reversed_[i] = share.amount
+    return replace(ledger, reversed=tuple(reversed_)), entries
+
+
 @dataclass
 class Balance:
     pending: int = 0
     available: int = 0
     reversed: int = 0
+    withheld: int = 0  # frozen affiliates' shares: never owed
     by_level: dict[int, int] = field(default_factory=dict)
 
 
@@ -176,6 +202,9 @@ def balance(entries: list[Entry], now: str) -> Balance:
     total = Balance()
     for e in entries:
         released = e.available_at is not None and now >= e.available_at
+        if e.kind == EntryKind.WITHHELD:
+            total.withheld += e.amount
+            continue  # recorded, not earned
         if e.kind == EntryKind.ACCRUAL:
             total.pending += e.amount
         elif e.kind == EntryKind.SETTLEMENT:

@@ -1,7 +1,8 @@
 """DynamoDB access for CPS. Keys (see docs/data-model.md):
 
     settings           pk T#{s}#CPS                        sk SETTINGS
-    affiliate          pk T#{s}#AFF#{user}                 sk PROFILE      (inviter, upline, pid, invite code)
+    affiliate          pk T#{s}#AFF#{user}                 sk PROFILE      (inviter, upline, pid, invite code,
+                                                                        status FROZEN / absent = active)
     pid → affiliate    pk T#{s}#CPSPID#{pid}               sk PID          (user, upline: one read per order)
     downline relation  pk T#{s}#AFF#{ancestor}             sk DOWN#{level:02d}#{user}
     order              pk T#{s}#CPSORDER#{platform}#{id}   sk ORDER        gsi1 T#{s}#CPSDAY#{date} / {platform}#{id}
@@ -35,7 +36,12 @@ class InviterMissing(Exception):
 
 
 class StaleOrder(Exception):
-    """The order changed since it was read: read it again and merge again."""
+    """The order, or the status of an affiliate it pays, changed since it was read: read again, merge again."""
+
+
+FROZEN, ACTIVE = "FROZEN", "ACTIVE"
+# An affiliate that is not frozen (never frozen: no status attribute).
+_NOT_FROZEN = "(attribute_not_exists(#st) OR #st <> :frozen)"
 
 
 _strip = dynamo.entity
@@ -96,9 +102,11 @@ def register(scope: str, profile: dict[str, Any]) -> None:
                           "upline": profile["upline"]},
                  "ConditionExpression": "attribute_not_exists(pk)"}},
     ]
-    if profile.get("inviter_id"):
+    if profile.get("inviter_id"):  # an affiliate, and not frozen, at this moment
         actions.append({"ConditionCheck": {"Key": {"pk": _aff_pk(scope, profile["inviter_id"]), "sk": "PROFILE"},
-                                           "ConditionExpression": "attribute_exists(pk)"}})
+                                           "ConditionExpression": f"attribute_exists(pk) AND {_NOT_FROZEN}",
+                                           "ExpressionAttributeNames": {"#st": "status"},
+                                           "ExpressionAttributeValues": {":frozen": FROZEN}}})
     for level, ancestor in enumerate(profile["upline"], start=1):
         actions.append({"Put": {"Item": {"pk": _aff_pk(scope, ancestor), "sk": f"DOWN#{level:02d}#{user}",
                                          "user_id": user, "level": level, "created_at": profile["created_at"]},
@@ -116,6 +124,33 @@ def register(scope: str, profile: dict[str, Any]) -> None:
         raise
 
 
+def set_status(scope: str, user_id: str, status: str, reason: str, at: str) -> tuple[dict, bool]:
+    """Freeze or unfreeze, only if that changes the status: answers (the profile, changed). Every change
+    bumps `status_version`, which names its event."""
+    condition = f"attribute_exists(pk) AND {_NOT_FROZEN}" if status == FROZEN else "#st = :frozen"
+    try:
+        answer = dynamo.table().update_item(
+            Key={"pk": _aff_pk(scope, user_id), "sk": "PROFILE"},
+            UpdateExpression="SET #st = :s, status_reason = :r, status_changed_at = :at, "
+                             "status_version = if_not_exists(status_version, :zero) + :one",
+            ConditionExpression=condition, ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={":s": status, ":r": reason, ":at": at, ":frozen": FROZEN, ":zero": 0,
+                                       ":one": 1},
+            ReturnValues="ALL_NEW")
+    except ClientError as exc:
+        if not dynamo.is_condition_failure(exc):
+            raise
+        return get_affiliate(scope, user_id, consistent=True), False  # unknown (None), or already so
+    return _strip(answer["Attributes"]), True
+
+
+def statuses(scope: str, user_ids: list[str]) -> dict[str, str]:
+    """The status of each affiliate (consistent reads: an order's transaction checks what was read)."""
+    keys = [{"pk": _aff_pk(scope, u), "sk": "PROFILE"} for u in dict.fromkeys(user_ids)]
+    found = {item["pk"]: item.get("status", ACTIVE) for item in dynamo.batch_get(keys, consistent=True)}
+    return {u: found.get(_aff_pk(scope, u), ACTIVE) for u in user_ids}
+
+
 def list_downline(scope: str, user_id: str, level: int, limit: int,
                   next_token: str | None) -> tuple[list[dict], str | None]:
     items, token = pagination.query_page(
@@ -130,9 +165,11 @@ def get_order(scope: str, platform: str, order_id: str) -> dict | None:
     return _get(_order_pk(scope, platform, order_id), "ORDER", consistent=True)
 
 
-def save_order(scope: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]]) -> None:
+def save_order(scope: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]],
+               statuses_read: dict[str, str] | None = None) -> None:
     """The order at `expected_version + 1` and the ledger entries of this change: all or nothing, and
-    only if nobody saved the order since it was read (optimistic lock on `version`)."""
+    only if nobody saved the order since it was read (optimistic lock on `version`) and every affiliate of
+    `statuses_read` still has the status read (a freeze racing a payment: one of them goes first)."""
     platform, order_id, version = order["platform"], order["order_id"], order["version"]
     condition = {"ConditionExpression": "attribute_not_exists(pk)"} if expected_version == 0 else {
         "ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
@@ -147,11 +184,18 @@ def save_order(scope: str, order: dict[str, Any], expected_version: int, entries
             "gsi1pk": f"{_aff_pk(scope, entry['user_id'])}#CPSL#{entry['status']}", "gsi1sk": suffix,
             **{k: v for k, v in entry.items() if v is not None}},
             "ConditionExpression": "attribute_not_exists(pk)"}})
+    checks = len(statuses_read or {})
+    for user, status in (statuses_read or {}).items():
+        actions.append({"ConditionCheck": {
+            "Key": {"pk": _aff_pk(scope, user), "sk": "PROFILE"},
+            "ConditionExpression": "#st = :frozen" if status == FROZEN else _NOT_FROZEN,
+            "ExpressionAttributeNames": {"#st": "status"}, "ExpressionAttributeValues": {":frozen": FROZEN}}})
     try:
         dynamo.transact_write(actions)
     except ClientError as exc:
         reasons = dynamo.cancellation_reasons(exc)
-        if reasons[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+        stale = ("ConditionalCheckFailed", "TransactionConflict")
+        if reasons[0] in stale or any(r in stale for r in reasons[len(reasons) - checks:] if checks):
             raise StaleOrder from exc
         raise
 
@@ -183,6 +227,13 @@ def list_entries(scope: str, user_id: str, status: str | None, limit: int,
 
 def _query_all(**kwargs: Any) -> list[dict]:
     return [_strip(i) for i in dynamo.query_all(**kwargs)]
+
+
+def pending_orders(scope: str, user_id: str) -> list[tuple[str, str]]:
+    """The orders (platform, id) the affiliate accrued on: where a pending share may be."""
+    entries = _query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(
+        f"{_aff_pk(scope, user_id)}#CPSL#pending"))
+    return list(dict.fromkeys((e["platform"], e["order_id"]) for e in entries))
 
 
 def all_entries(scope: str, user_id: str) -> list[dict]:

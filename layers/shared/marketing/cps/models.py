@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from marketing.core.types import Cents, Identifier, UtcTime
+from marketing.core.types import AnyId, Cents, Identifier, UtcTime
 from marketing.cps.commission import BASIS_POINTS, OrderStatus
 from marketing.tracking.models import Promcode
 
@@ -15,11 +15,12 @@ MAX_LEVELS = 10  # a transaction holds an order's entries for every level: 3 * (
 Platform = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$",
                                 description="the CPS platform's key, e.g. meituan, eleme, fake")]
 Level = Annotated[int, Field(ge=1, le=MAX_LEVELS)]
-EntryStatus = Literal["pending", "available", "reversed"]
+EntryStatus = Literal["pending", "available", "reversed", "withheld"]
+AffiliateStatus = Literal["ACTIVE", "FROZEN"]
 
 
 class AffiliateIn(BaseModel):
-    user_id: Identifier
+    user_id: AnyId
     invite_code: Promcode | None = Field(default=None, description="the inviter's invite code, if any")
 
 
@@ -31,6 +32,24 @@ class Affiliate(BaseModel):
     qrcode_svg: str = Field(description="a QR code of the invite link (SVG)")
     pid: str = Field(description="the CPS promotion id this distributor's links carry")
     created_at: str
+    status: AffiliateStatus = Field(default="ACTIVE", description="FROZEN: earns nothing, invites nobody")
+    status_reason: str | None = None
+    status_changed_at: str | None = None
+
+
+class AffiliateStatusIn(BaseModel):
+    status: AffiliateStatus
+    reason: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class PendingReversalIn(BaseModel):
+    reason: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class PendingReversal(BaseModel):
+    user_id: str
+    orders: int = Field(description="orders whose pending share this call reversed (0 on a repeat)")
+    amount: int = Field(description="cents reversed by this call")
 
 
 class Relation(BaseModel):
@@ -104,6 +123,8 @@ class OrderState(BaseModel):
     title: str = ""
     paid_at: str | None = None
     shares: list[dict] = Field(default_factory=list, description="[{level, user_id, amount}] fixed at payment")
+    withheld: list[dict] = Field(default_factory=list,
+                                 description="[{level, user_id, amount}] of frozen affiliates, never paid")
     available_at: str | None = None
     via_webhook: bool = False
     via_pull: bool = False
@@ -142,6 +163,7 @@ class Earnings(BaseModel):
     pending: int
     available: int
     reversed: int
+    withheld: int = Field(description="shares of orders paid while frozen: recorded, never owed")
     by_level: dict[str, int] = Field(description="net cents earned per level (0 = own orders)")
 
 

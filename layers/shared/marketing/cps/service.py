@@ -24,12 +24,15 @@ from marketing.cps.commission import ENTRY_STATUS, Entry, EntryKind, Ledger, Ord
 from marketing.cps.models import (
     Affiliate,
     AffiliateIn,
+    AffiliateStatusIn,
     CommissionEntry,
     CommissionPage,
     Earnings,
     Ingested,
     OrderIn,
     OrderState,
+    PendingReversal,
+    PendingReversalIn,
     Platform,
     Reconciliation,
     Relation,
@@ -78,7 +81,8 @@ def _affiliate(caller: Caller, profile: dict) -> Affiliate:
     url = tracking.share_url(caller, profile["invite_code"])
     return Affiliate(user_id=profile["user_id"], inviter_id=profile.get("inviter_id"),
                      invite_code=profile["invite_code"], invite_url=url, qrcode_svg=tracking.qr_svg(url),
-                     pid=profile["pid"], created_at=profile["created_at"])
+                     pid=profile["pid"], created_at=profile["created_at"], status=profile.get("status", dal.ACTIVE),
+                     status_reason=profile.get("status_reason"), status_changed_at=profile.get("status_changed_at"))
 
 
 def _inviter_of(caller: Caller, invite_code: str) -> str:
@@ -99,6 +103,11 @@ def _refuse_new_inviter(caller: Caller, profile: dict, inviter_id: str) -> None:
     if inviter and user in inviter.get("upline", []):
         raise Conflict(f"{inviter_id} is in the downline of {user}: the invitation would make a cycle", code="CYCLE")
     raise Conflict(f"the inviter of {user} is set at registration and never changes", code="INVITER_FIXED")
+
+
+def _refuse_frozen_inviter(inviter: dict) -> None:
+    if inviter.get("status") == dal.FROZEN:
+        raise Conflict(f"the inviter {inviter['user_id']} is frozen and cannot invite", code="INVITER_FROZEN")
 
 
 def register(caller: Caller, body: AffiliateIn) -> tuple[Affiliate, bool]:
@@ -122,6 +131,7 @@ def register(caller: Caller, body: AffiliateIn) -> tuple[Affiliate, bool]:
         inviter = dal.get_affiliate(scope, inviter_id)
         if inviter is None:
             raise InvalidInput("invite_code", f"the owner of invite code {body.invite_code} is not an affiliate")
+        _refuse_frozen_inviter(inviter)
         # An affiliate's upline never changes once written, so this read cannot go stale.
         upline = ([inviter_id] + inviter.get("upline", []))[:settings_of(scope).levels]
     code = tracking.get_or_create_promo(caller, user, NEW_USER).promcode
@@ -132,7 +142,8 @@ def register(caller: Caller, body: AffiliateIn) -> tuple[Affiliate, bool]:
             dal.register(scope, {k: v for k, v in profile.items() if v is not None})
         except dal.PidTaken:
             continue
-        except dal.InviterMissing as exc:
+        except dal.InviterMissing as exc:  # frozen since we read it, or gone
+            _refuse_frozen_inviter(dal.get_affiliate(scope, inviter_id, consistent=True) or {})
             raise InvalidInput("invite_code", f"the owner of invite code {body.invite_code} is not an affiliate") \
                 from exc
         except dal.AlreadyRegistered:
@@ -155,6 +166,61 @@ def _profile(caller: Caller, user_id: str) -> dict:
 
 def get_affiliate(caller: Caller, user_id: str) -> Affiliate:
     return _affiliate(caller, _profile(caller, user_id))
+
+
+def set_status(caller: Caller, user_id: str, body: AffiliateStatusIn) -> Affiliate:
+    """Freeze or unfreeze an affiliate. A frozen affiliate's share of orders paid while frozen is withheld,
+    and nobody can register under it. Idempotent: a repeat changes nothing and publishes the same event
+    again (same `event_id`: consumers drop it), so an event a failed attempt left unsent still goes."""
+    caller.require(Role.ADMIN)
+    profile, _ = dal.set_status(caller.scope, user_id, body.status, body.reason, now_iso())
+    if profile is None:
+        raise NotFound(f"{user_id} is not an affiliate")
+    if profile.get("status_version"):
+        status = profile["status"]
+        kind = "frozen" if status == dal.FROZEN else "unfrozen"
+        events.publish(caller, source="cps", detail_type=f"affiliate.{kind}",
+                       event_id=f"affiliate:{user_id}:status:{profile['status_version']}",
+                       occurred_at=profile["status_changed_at"],
+                       detail={"user_id": user_id, "status": status, "reason": profile.get("status_reason")})
+    return _affiliate(caller, profile)
+
+
+def reverse_pending(caller: Caller, user_id: str, body: PendingReversalIn) -> PendingReversal:
+    """The operator takes back what a frozen affiliate has not received yet: per order, its share's rest
+    while unsettled or on hold, as reversal entries, in the order's transaction (version lock, and a check
+    that the affiliate is still frozen). A repeat finds nothing left."""
+    caller.require(Role.ADMIN)
+    profile = dal.get_affiliate(caller.scope, user_id, consistent=True)
+    if profile is None:
+        raise NotFound(f"{user_id} is not an affiliate")
+    if profile.get("status") != dal.FROZEN:
+        raise Conflict(f"{user_id} is not frozen: freeze it first", code="NOT_FROZEN")
+    orders, amount = 0, 0
+    for platform, order_id in dal.pending_orders(caller.scope, user_id):
+        taken = _reverse_order_share(caller.scope, platform, order_id, user_id)
+        orders, amount = orders + bool(taken), amount + taken
+    logger.info("pending commissions reversed", extra={"user_id": user_id, "orders": orders, "amount": amount,
+                                                       "reason": body.reason})
+    return PendingReversal(user_id=user_id, orders=orders, amount=amount)
+
+
+def _reverse_order_share(scope: str, platform: str, order_id: str, user_id: str) -> int:
+    for _ in range(_SAVE_ATTEMPTS):
+        current = dal.get_order(scope, platform, order_id)
+        stamp = now_iso()
+        ledger, entries = commission.reverse_pending(_ledger(current), user_id, stamp)
+        if not entries:
+            return 0
+        saved = {**current, "reversed": list(ledger.reversed), "version": current["version"] + 1,
+                 "updated_at": stamp}
+        try:
+            dal.save_order(scope, saved, current["version"], [_entry(e, saved, stamp) for e in entries],
+                           {user_id: dal.FROZEN})
+        except dal.StaleOrder:
+            continue
+        return -sum(e.amount for e in entries)
+    raise RuntimeError(f"order {platform}/{order_id} kept changing under us")
 
 
 def downline(caller: Caller, user_id: str, level: int, limit: int, next_token: str | None) -> RelationPage:
@@ -196,7 +262,8 @@ def _ledger(order: dict | None) -> Ledger:
     if not order:
         return Ledger()
     return Ledger(shares=tuple(Share(**s) for s in order.get("shares", [])),
-                  reversed=tuple(order.get("reversed", [])), available_at=order.get("available_at"))
+                  reversed=tuple(order.get("reversed", [])), available_at=order.get("available_at"),
+                  withheld=tuple(Share(**s) for s in order.get("withheld", [])))
 
 
 def _split_inputs(scope: str, pid: str) -> tuple[Settings, list[str]]:
@@ -234,16 +301,19 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
                            "title": order.title, "refund_price": 0, "promoter_id": None}
         stamp = now_iso()
         shares, hold_days, promoter = None, base.get("hold_days", Settings().hold_days), base.get("promoter_id")
-        paying = update.paid and not old.paid
+        paying, statuses = update.paid and not old.paid, {}
         if paying:
             settings, chain = split_inputs(base["pid"])
             shares = commission.split(order.commission, settings.rates_bp, chain)
             hold_days, promoter = settings.hold_days, chain[0] if chain else None
+            # Read on every attempt: the save checks them, so a freeze that lands first is seen on the retry.
+            statuses = dal.statuses(scope, [s.user_id for s in shares])
             base = {**base, "pay_price": order.pay_price, "commission": order.commission}
         settled_at = iso(order.settled_at) if order.settled_at else stamp
         available_at = iso(datetime.fromisoformat(settled_at).astimezone(UTC) + timedelta(days=hold_days))
         step = commission.advance(old, _ledger(current), update, pay_price=base["pay_price"],
-                                  shares_if_paid=shares, available_at=available_at)
+                                  shares_if_paid=shares, available_at=available_at,
+                                  frozen=frozenset(u for u, st in statuses.items() if st == dal.FROZEN))
         if current and step.progress == old and current.get(f"via_{via}"):
             _publish(caller, current)  # a repeat: send again whatever a failed attempt left unsent
             return Ingested(platform=platform, order_id=order.order_id, status=old.status, changed=False, entries=0)
@@ -252,7 +322,7 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
                             promoter=promoter, hold_days=hold_days)
         entries = [_entry(e, saved, stamp) for e in step.entries]
         try:
-            dal.save_order(scope, {k: v for k, v in saved.items() if v is not None}, version, entries)
+            dal.save_order(scope, {k: v for k, v in saved.items() if v is not None}, version, entries, statuses)
         except dal.StaleOrder:
             continue  # someone saved the order since we read it: merge again on top of theirs
         metrics.add_metric(name="CpsLedgerEntries", unit="Count", value=len(entries))
@@ -271,6 +341,7 @@ def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, 
              "refund_price": max(base.get("refund_price", 0), order.refund_price),
              "promoter_id": promoter, "hold_days": hold_days,
              "shares": [s.__dict__ for s in ledger.shares], "reversed": list(ledger.reversed),
+             "withheld": [s.__dict__ for s in ledger.withheld],
              "available_at": ledger.available_at, "version": version, "updated_at": stamp,
              # Filed under the day it was paid (reconciliation's day); until then, the day it was first seen.
              "day": _order_day(order, stamp) if step.paid_now else base.get("day") or _order_day(order, stamp),
@@ -358,6 +429,7 @@ def earnings(caller: Caller, user_id: str) -> Earnings:
                for i in dal.all_entries(caller.scope, user_id)]
     total = commission.balance(entries, now_iso())
     return Earnings(user_id=user_id, pending=total.pending, available=total.available, reversed=total.reversed,
+                    withheld=total.withheld,
                     by_level={str(k): v for k, v in sorted(total.by_level.items())})
 
 

@@ -86,6 +86,10 @@ METRICS: dict[str, str] = {
     "share_visits": "visits through a share",
     "share_visitors": "distinct visitors through a share per day",
     "new_users": "new users brought by a share",
+    # The seed's share-visit split by joinType (2.14): what the visit through a share led to.
+    "share_visits_opened": "visits through a share that opened a group (joinType 1)",
+    "share_visits_joined": "visits through a share that joined a group (joinType 2)",
+    "share_visits_succeeded": "visits through a share that completed a group (joinType 3)",
     "groups_opened": "group buys opened",
     "group_joins": "group buys joined",
     "groups_succeeded": "group buys that succeeded",
@@ -197,6 +201,8 @@ def _redeemed(e: m.CouponRedeemed) -> Effect:
 def _share_visit(e: m.ShareVisit) -> Effect:
     effect = _rule({"share_visits": 1}, "share_visitors")(e)
     effect.add("new_users", int(e.payload.new_user))
+    if e.payload.join_type:
+        effect.add(f"share_visits_{e.payload.join_type}")
     return effect
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from marketing.core.types import Identifier
+from marketing.core.types import AnyId
 
 VISIT, NEW_USER = 1, 2
 BUILT_IN_TRACK_TYPES = {VISIT: "visit", NEW_USER: "new_user"}
@@ -32,9 +32,9 @@ class PromoOwner(BaseModel):
 
 
 class TrackIn(BaseModel):
-    user_id: Identifier
+    user_id: AnyId
     track_type: TrackType
-    referrer: Identifier | None = Field(default=None, description="the referring user; or give promcode")
+    referrer: AnyId | None = Field(default=None, description="the referring user; or give promcode")
     promcode: Promcode | None = Field(default=None, description="resolved to its owner, the referrer")
 
 
