@@ -396,7 +396,8 @@ def _publish_redeemed(caller: Caller, code: str, grant: Grant, item: dict) -> No
                    detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
                            "reward_id": grant.reward_id, "campaign_id": item.get("campaign_id"),
                            "user_id": grant.user_id, "grant_id": grant.grant_id,
-                           "reward_type": reward["reward_type"], "amount": _amount(reward)})
+                           "reward_type": reward["reward_type"],
+                           "amount": _amount(reward) if grant.discount_cents is None else grant.discount_cents})
 
 
 def _order_fields(reward: dict, order: Order | None) -> dict:
