@@ -7,7 +7,7 @@ import json
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import boto3
 import pytest
@@ -541,19 +541,26 @@ def loopback_webhooks(monkeypatch):
     monkeypatch.setenv("LOCAL_ALLOW_LOOPBACK_WEBHOOKS", "1")
 
 
+def granted_through(hook: Hook, api, engine, worker, stack, secret_name: str | None = None,
+                    **reward) -> tuple[dict, str]:
+    """A task grants u-1 a reward delivered to `hook` (closed after); answers the reward and the task id."""
+    try:
+        made = make_reward(distributor={"type": "webhook", "url": hook.url, "secret_name": secret_name}, **reward)
+        _, tid = setup_task(api, made["reward_id"])
+        engine(triggered("u-1", "e-1"))
+        drain(stack, worker)
+    finally:
+        hook.close()
+    return made, tid
+
+
 @pytest.mark.parametrize(("failures", "status", "calls"), [(2, "DISTRIBUTED", 3), (99, "FAILED", 4)])
 def test_webhook_is_signed_and_retried(api, engine, worker, stack, loopback_webhooks, failures, status, calls):
     from marketing.campaigns.channels import signature, tenant_secret
 
     boto3.client("secretsmanager").create_secret(Name=tenant_secret("t1", "app1", "hook"), SecretString="s3cret")
     hook = Hook(failures)
-    try:
-        reward = make_reward(stock=5, distributor={"type": "webhook", "url": hook.url, "secret_name": "hook"})
-        _, tid = setup_task(api, reward["reward_id"])
-        engine(triggered("u-1", "e-1"))
-        drain(stack, worker)
-    finally:
-        hook.close()
+    reward, tid = granted_through(hook, api, engine, worker, stack, stock=5, secret_name="hook")
     [grant] = grants_of(tid)
     assert grant["status"] == status and len(hook.calls) == calls
     headers, body = hook.calls[-1]
@@ -878,19 +885,13 @@ def test_a_worker_running_out_of_time_leaves_the_other_grants_for_redelivery(api
 def test_a_task_grant_keeps_valid_days_and_the_coupon_template_reaches_the_webhook(api, engine, worker, stack,
                                                                                  loopback_webhooks):
     # Given a coupon valid 30 days from its grant, made from coupon template "tpl-5", delivered by webhook
+    # When a task grants it
     hook = Hook()
-    try:
-        reward = make_reward(valid_days=30, generator={"type": "coupon", "template_id": "tpl-5"},
-                             distributor={"type": "webhook", "url": hook.url})
-        _, tid = setup_task(api, reward["reward_id"])
-        # When a task grants it
-        engine(triggered("u-1", "e-1"))
-        drain(stack, worker)
-    finally:
-        hook.close()
+    _, tid = granted_through(hook, api, engine, worker, stack, valid_days=30,
+                             generator={"type": "coupon", "template_id": "tpl-5"})
     # Then the grant is valid for 30 days from its creation, and the payload says so with the template
     [grant] = grants_of(tid)
-    created = clock.datetime.fromisoformat(grant["created_at"].replace("Z", "+00:00"))
+    created = datetime.fromisoformat(grant["created_at"].replace("Z", "+00:00"))
     assert grant["valid_until"] == clock.iso(created + timedelta(days=30))
     sent = json.loads(hook.calls[-1][1])
     assert (sent["valid_until"], sent["template_id"], sent["discount_value"]) == (grant["valid_until"], "tpl-5", 500)
