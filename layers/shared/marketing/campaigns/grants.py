@@ -155,7 +155,7 @@ class _Pipeline:
             code = rewards.issue_code(self.caller, reward_id=reward["reward_id"], user_id=self.log["user_id"],
                                       campaign_id=self.log["campaign_id"], grant_id=self.grant_id,
                                       valid_until=valid_until)
-            issued.update(code, valid_until=code["valid_until"])  # a batch code keeps its batch's expiry
+            issued.update(code, valid_until=code["valid_until"] or valid_until)  # a batch code keeps its expiry
         return issued
 
     def _generate(self, grant: dict) -> dict:
