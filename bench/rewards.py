@@ -14,7 +14,7 @@ from bench.support import counting, table
 from marketing.core import dynamo
 from marketing.core.ids import random_code
 from marketing.rewards import redeem
-from tests.support import Function, body_of, claims, http_event, mocked_stack
+from tests.support import Function, body_of, claims, http_event, mocked_stack, seed_campaign
 
 ADMIN = claims("bench", "ops", "[admin]")
 CODES = 5000
@@ -40,6 +40,7 @@ def run() -> list[str]:
             "name": "bench", "reward_type": "POINTS", "content": {"amount": 10}, "total_stock": 1000,
             "per_user_limit": 5})))
         rid = reward["reward_id"]
+        seed_campaign("bench", campaign_id="c")
         batch = body_of(redeem_api(http_event("POST", "/v1/campaigns/c/redeem-codes",
                                               "/v1/campaigns/{campaign_id}/redeem-codes", claims_=ADMIN,
                                               body={"reward_id": rid, "count": 10})))

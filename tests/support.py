@@ -151,3 +151,15 @@ def samples(folder: str) -> list[Path]:
 
 __all__ = ["Function", "claims", "http_event", "http_routes", "mocked_stack", "sample_event", "body_of", "samples",
            "Path"]
+
+
+def seed_campaign(tenant: str = "t1", app: str = "app1", campaign_id: str = "c1") -> str:
+    """A campaign to generate codes for (generation refuses an unknown campaign), written as the campaigns
+    dal keys it; safe to repeat."""
+    from marketing.campaigns.dal import campaign_key
+    from marketing.core import dynamo
+    from marketing.core.identity import scope_of
+
+    dynamo.table().put_item(Item={**campaign_key(scope_of(tenant, app), campaign_id), "campaign_id": campaign_id,
+                                  "name": campaign_id, "status": "ACTIVE"})
+    return campaign_id

@@ -21,6 +21,7 @@ from marketing.rewards.models import (
     ExportIn,
     Grant,
     RedeemIn,
+    Validation,
 )
 
 app = build_resolver()
@@ -71,6 +72,11 @@ def revoke(code: Code) -> CodeView:
 @app.post("/v1/redeem")
 def redeem_code(body: RedeemIn) -> Grant:
     return redeem.redeem(caller(app), body)
+
+
+@app.post("/v1/redeem/validate")
+def validate_code(body: RedeemIn) -> Validation:
+    return redeem.validate(caller(app), body)
 
 
 lambda_handler = lambda_handler_for(app)

@@ -1,4 +1,4 @@
-"""Rewards API: reward definitions and their stock, inventory reservations, reward grants."""
+"""Rewards API: reward definitions and their stock, inventory reservations, reward grants, a user's wallet."""
 
 from typing import Annotated
 
@@ -22,6 +22,7 @@ from marketing.rewards.models import (
     RewardIn,
     RewardPage,
     StockChange,
+    WalletPage,
 )
 
 app = build_resolver()
@@ -92,6 +93,12 @@ def list_grants(user_id: Annotated[Identifier | None, Query()] = None,
     filters = {"user_id": user_id, "reward_id": reward_id, "status": status, "task_id": task_id,
                "campaign_id": campaign_id}
     return service.list_grants(caller(app), filters, limit, next_token)
+
+
+@app.get("/v1/users/<user_id>/rewards")
+def wallet(user_id: Annotated[Identifier, Path()], status: Annotated[GrantStatus | None, Query()] = None,
+           limit: Annotated[Limit, Query()] = 20, next_token: Token = None) -> WalletPage:
+    return service.wallet(caller(app), user_id, status, limit, next_token)
 
 
 @app.get("/v1/reward-grants/<grant_id>")

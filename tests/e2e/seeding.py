@@ -31,6 +31,11 @@ def ok(answer: requests.Response, status: int = 200) -> Any:
     return answer.json() if answer.text else None
 
 
+def new_campaign(api: Api) -> str:
+    """A campaign to generate codes for (generation refuses an unknown campaign)."""
+    return ok(api.post("/v1/campaigns", CAMPAIGN), 201)["campaign_id"]
+
+
 def task_body(name: str, reward_id: str, event_type: str = "USER_REGISTER") -> dict:
     return {"name": name, "task_type": "CUSTOM", "event_type": event_type, "period": "ONCE",
             "condition": {"type": "count", "operator": ">=", "value": 1}, "reward_id": reward_id}
@@ -66,13 +71,14 @@ def seed_tenant(stack, tenant: str, *, copies: int = 1) -> dict[str, list]:
     ok(service.post("/tracks", {"user_id": "bob", "track_type": 2, "promcode": promcode}), 201)
     ok(admin.put("/track-types/5", {"name": add("track_type_name", f"seeded_{uuid.uuid4().hex[:8]}")}), 201)
 
+    codes_campaign = new_campaign(admin)
     for _ in range(copies):
         # rewards: a reward, a reservation, a batch of codes (one redeemed: a grant)
         reward = add("reward_id", ok(admin.post("/v1/rewards", {**COUPON, "total_stock": 100}), 201)["reward_id"])
         add("reservation_id", ok(service.post("/v1/inventory/reserve", {
             "reward_id": reward, "user_id": "bob", "expire_minutes": 600}), 201)["reservation_id"])
-        batch = add("batch_id", ok(admin.post("/v1/campaigns/c1/redeem-codes", {"reward_id": reward, "count": 3}),
-                                   201)["batch_id"])
+        batch = add("batch_id", ok(admin.post(f"/v1/campaigns/{codes_campaign}/redeem-codes",
+                                              {"reward_id": reward, "count": 3}), 201)["batch_id"])
         exported = ok(admin.post(f"/v1/redeem-code-batches/{batch}/export", {"format": "csv"}), 201)
         codes = [row.split(",")[0] for row in requests.get(exported["url"], timeout=30).text.strip().splitlines()[1:]]
         add("grant_id", ok(service.post("/v1/redeem", {"code": codes[0], "user_id": "bob"}))["grant_id"])

@@ -94,6 +94,7 @@ POLICIES: dict[str, Policy] = {
     "GET /v1/reward-grants/{grant_id}": Policy(OWNER, user=404),
     "PUT /v1/reward-grants/{grant_id}/status": Policy(STAFF, body={"status": "USED"}),
     "POST /v1/reward-grants/{grant_id}/rollback": Policy(STAFF),
+    "GET /v1/users/{user_id}/rewards": Policy(OWNER, EMPTY, path={"user_id": "bob"}),  # bob redeemed a code of A
     # redeem codes
     "POST /v1/campaigns/{campaign_id}/redeem-codes": Policy(ADMIN, body={"reward_id": "{reward_id}", "count": 2}),
     "GET /v1/redeem-code-batches/{batch_id}": Policy(STAFF),
@@ -103,6 +104,8 @@ POLICIES: dict[str, Policy] = {
     "POST /v1/redeem-codes/{code}/assign": Policy(STAFF, body={"user_id": "mallory"}),
     "POST /v1/redeem-codes/{code}/revoke": Policy(ADMIN),
     "POST /v1/redeem": Policy(OWNER, body={"code": "{code}", "user_id": "bob"}),
+    # another tenant checking A's code learns that no such code is its own: valid false, CODE_NOT_FOUND
+    "POST /v1/redeem/validate": Policy(OWNER, EMPTY, body={"code": "{code}", "user_id": "bob"}),
     # campaigns, audiences, tasks
     "POST /v1/campaigns": Policy(ADMIN, OWN, body=CAMPAIGN),
     "GET /v1/campaigns": Policy(STAFF, EMPTY),

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from marketing.rewards import codes
+from tests.e2e.seeding import new_campaign
 
 THREADS = 25
 
@@ -30,7 +31,7 @@ def new_reward(api, **fields) -> dict:
 
 def codes_of(api, reward_id: str, count: int) -> list[str]:
     """A batch of `count` codes, exported as CSV and read through the pre-signed URL."""
-    batch = api.post("/v1/campaigns/c1/redeem-codes", {"reward_id": reward_id, "count": count}).json()
+    batch = api.post(f"/v1/campaigns/{new_campaign(api)}/redeem-codes", {"reward_id": reward_id, "count": count}).json()
     exported = api.post(f"/v1/redeem-code-batches/{batch['batch_id']}/export", {"format": "csv"})
     assert exported.status_code == 201, exported.text
     body = requests.get(exported.json()["url"], timeout=30)
@@ -136,7 +137,8 @@ def test_the_sweeper_and_worker_are_wired(local_stack, tenant):
     assert swept.status_code == 200 and "expired" in swept.json()
 
     reward = new_reward(api)
-    batch = api.post("/v1/campaigns/c1/redeem-codes", {"reward_id": reward["reward_id"], "count": 1001})
+    batch = api.post(f"/v1/campaigns/{new_campaign(api)}/redeem-codes",
+                     {"reward_id": reward["reward_id"], "count": 1001})
     assert batch.status_code == 202 and batch.json()["status"] == "GENERATING"
     deadline = time.monotonic() + 60
     while (state := api.get(f"/v1/redeem-code-batches/{batch.json()['batch_id']}").json())["status"] != "DONE":

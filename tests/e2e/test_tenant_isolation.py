@@ -24,6 +24,7 @@ import requests
 
 from marketing.cps.signing import signed_headers
 from tests.e2e.conftest import Api
+from tests.e2e.seeding import new_campaign
 
 ANSWERS: list[tuple[str, str, int]] = []  # (method, path, status) of every request this module makes
 
@@ -155,7 +156,8 @@ def build_tenant_a(a: Api, svc: Api, stack, tenant: str, ids: dict[str, str]) ->
     for user, key in (("bob", "reservation"), ("carol", "reservation2")):
         ids[key] = ok(svc.post("/v1/inventory/reserve", {"reward_id": ids["reward"], "user_id": user,
                                                          "expire_minutes": 600}), 201)["reservation_id"]
-    batch = ok(a.post("/v1/campaigns/c1/redeem-codes", {"reward_id": ids["reward"], "count": 3}), 201)
+    batch = ok(a.post(f"/v1/campaigns/{new_campaign(a)}/redeem-codes", {"reward_id": ids["reward"], "count": 3}),
+               201)
     ids["batch"] = batch["batch_id"]
     exported = ok(a.post(f"/v1/redeem-code-batches/{ids['batch']}/export", {"format": "csv"}), 201)
     rows = requests.get(exported["url"], timeout=30).text.strip().splitlines()[1:]
@@ -197,8 +199,8 @@ def build_intruder(b: Api, ids: dict[str, str]) -> None:
     """The intruder's own reward, batch, campaign and task (to page its own lists with A's tokens), one
     completion and two visits of the same topic id as A's."""
     ids["b_reward"] = ok(b.post("/v1/rewards", {**COUPON, "total_stock": 10}), 201)["reward_id"]
-    ids["b_batch"] = ok(b.post("/v1/campaigns/cb/redeem-codes", {"reward_id": ids["b_reward"], "count": 2}),
-                        201)["batch_id"]
+    ids["b_batch"] = ok(b.post(f"/v1/campaigns/{new_campaign(b)}/redeem-codes",
+                               {"reward_id": ids["b_reward"], "count": 2}), 201)["batch_id"]
     ids["b_campaign"] = ok(b.post("/v1/campaigns", CAMPAIGN), 201)["campaign_id"]
     ids["b_task"] = ok(b.post("/v1/tasks", {
         "name": "b", "task_type": "REGISTER", "event_type": "USER_REGISTER", "period": "ONCE",

@@ -17,7 +17,7 @@ from marketing.core import clock
 from marketing.core.identity import Caller, Role
 from marketing.rewards import dal as rewards_dal
 from marketing.rewards import service as rewards_service
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, body_of, claims, http_event, sample_event, seed_campaign
 
 APP1 = claims("t1", "ops", "[admin]", "app1")
 APP2 = claims("t1", "ops", "[admin]", "app2")  # the same tenant, the same person even: another app
@@ -60,6 +60,7 @@ def app1_world(fns, stack) -> dict:
         "condition": {"type": "count", "operator": ">=", "value": 1}, "period": "ONCE"})
     audience = made(fns["CampaignsApi"], "POST", "/v1/audiences", "/v1/audiences",
                     body={"name": "VIPs", "audience_type": "LIST", "user_ids": ["u1"]})
+    seed_campaign()
     batch = made(fns["RedeemApi"], "POST", "/v1/campaigns/c1/redeem-codes", "/v1/campaigns/{campaign_id}/redeem-codes",
                  body={"reward_id": rid, "count": 3})
     code = next(i["code"] for i in items_of(stack, "app1") if i["sk"] == "CODE" and i.get("batch_id"))
@@ -231,6 +232,7 @@ def test_the_code_batch_worker_writes_only_in_the_app_its_message_names(fns, sta
     # Given a large batch of app1, whose first chunk is queued
     rid = made(fns["RewardsApi"], "POST", "/v1/rewards", "/v1/rewards", body={**COUPON, "total_stock": None})[
         "reward_id"]
+    seed_campaign()
     status, batch = call(fns["RedeemApi"], "POST", "/v1/campaigns/c1/redeem-codes",
                          "/v1/campaigns/{campaign_id}/redeem-codes", body={"reward_id": rid, "count": 1001})
     assert status == 202

@@ -7,6 +7,7 @@ import json
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import boto3
 import pytest
@@ -15,6 +16,7 @@ from pydantic import TypeAdapter
 from marketing.campaigns import channels, grants
 from marketing.campaigns import dal as campaigns_dal
 from marketing.campaigns.periods import ONCE_KEY
+from marketing.core import clock
 from marketing.core.identity import Caller, Role
 from marketing.rewards import service as rewards_service
 from marketing.rewards.models import RewardFields, RewardIn
@@ -539,19 +541,26 @@ def loopback_webhooks(monkeypatch):
     monkeypatch.setenv("LOCAL_ALLOW_LOOPBACK_WEBHOOKS", "1")
 
 
+def granted_through(hook: Hook, api, engine, worker, stack, secret_name: str | None = None,
+                    **reward) -> tuple[dict, str]:
+    """A task grants u-1 a reward delivered to `hook` (closed after); answers the reward and the task id."""
+    try:
+        made = make_reward(distributor={"type": "webhook", "url": hook.url, "secret_name": secret_name}, **reward)
+        _, tid = setup_task(api, made["reward_id"])
+        engine(triggered("u-1", "e-1"))
+        drain(stack, worker)
+    finally:
+        hook.close()
+    return made, tid
+
+
 @pytest.mark.parametrize(("failures", "status", "calls"), [(2, "DISTRIBUTED", 3), (99, "FAILED", 4)])
 def test_webhook_is_signed_and_retried(api, engine, worker, stack, loopback_webhooks, failures, status, calls):
     from marketing.campaigns.channels import signature, tenant_secret
 
     boto3.client("secretsmanager").create_secret(Name=tenant_secret("t1", "app1", "hook"), SecretString="s3cret")
     hook = Hook(failures)
-    try:
-        reward = make_reward(stock=5, distributor={"type": "webhook", "url": hook.url, "secret_name": "hook"})
-        _, tid = setup_task(api, reward["reward_id"])
-        engine(triggered("u-1", "e-1"))
-        drain(stack, worker)
-    finally:
-        hook.close()
+    reward, tid = granted_through(hook, api, engine, worker, stack, stock=5, secret_name="hook")
     [grant] = grants_of(tid)
     assert grant["status"] == status and len(hook.calls) == calls
     headers, body = hook.calls[-1]
@@ -674,16 +683,16 @@ def test_business_metrics_are_emitted(api, engine, worker, stack, monkeypatch, c
 
 
 def test_the_rewards_frequency_validator_is_exact_and_failed_grants_give_their_slot_back(api, engine, worker, stack):
-    # Given a reward a user may get twice a day, and a daily task completing on every sign-in
-    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 2, "period": "DAY"}])
+    # Given a reward a user may get twice a week, and a daily task completing on every sign-in
+    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 2, "period": "WEEK"}])
     _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
-    other = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 1, "period": "DAY"}])
+    other = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 1, "period": "WEEK"}])
     _, tid2 = setup_task(api, other["reward_id"], event_type="SIGN_IN", period="DAILY")
     for day in ("2026-11-20", "2026-11-21", "2026-11-22"):
         event = triggered("u-1", f"e-{day}", "SIGN_IN")
         event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
         engine(event)
-    # When the three completions are granted on the same day (their completion time decides the window)
+    # When the three completions are granted (their events fall in one week, which decides the window)
     drain(stack, worker)
     # Then two are DISTRIBUTED and one FAILED by frequency; the other reward allows one
     assert sorted(g["status"] for g in grants_of(tid)) == ["DISTRIBUTED", "DISTRIBUTED", "FAILED"]
@@ -704,19 +713,33 @@ def test_the_rewards_frequency_validator_is_exact_and_failed_grants_give_their_s
 
 
 def test_two_frequency_rules_of_one_period_hold_the_smaller_limit(api, engine, worker, stack):
-    # Given a reward with two daily frequency rules, 3 and 1, in that order
-    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 3, "period": "DAY"},
-                                                 {"type": "frequency", "max_per_user": 1, "period": "DAY"}])
+    # Given a reward with two weekly frequency rules, 3 and 1, in that order
+    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 3, "period": "WEEK"},
+                                                 {"type": "frequency", "max_per_user": 1, "period": "WEEK"}])
     _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
     for day in ("2026-11-20", "2026-11-21"):
         event = triggered("u-1", f"e-{day}", "SIGN_IN")
         event["detail"]["occurred_at"] = f"{day}T10:00:00.000Z"
         engine(event)
-    # When both completions are granted on the same day, then only one is distributed
+    # When both completions (events of one week) are granted, then only one is distributed
     drain(stack, worker)
     assert sorted(g["status"] for g in grants_of(tid)) == ["DISTRIBUTED", "FAILED"]
     assert {g["reason"] for g in grants_of(tid) if g["status"] == "FAILED"} == \
         {"the user reached the reward's frequency limit of 1"}
+
+
+def test_the_frequency_window_is_the_events_day_as_for_tasks(api, engine, worker, stack):
+    # Given a reward a user may get once a day, and a daily sign-in task
+    reward = make_reward(stock=None, validators=[{"type": "frequency", "max_per_user": 1, "period": "DAY"}])
+    _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
+    # When yesterday's sign-in arrives late, then today's
+    yesterday = triggered("u-1", "late", "SIGN_IN")
+    yesterday["detail"]["occurred_at"] = clock.iso(clock.now() - timedelta(days=1))
+    engine(yesterday)
+    engine(triggered("u-1", "today", "SIGN_IN", occurred_at=clock.now_iso()))
+    drain(stack, worker)
+    # Then each is granted in its own day: the late one did not use today's slot
+    assert [g["status"] for g in grants_of(tid)] == ["DISTRIBUTED", "DISTRIBUTED"]
 
 
 @contextmanager
@@ -771,22 +794,22 @@ def frequency_slots(stack, reward: dict) -> list[tuple[int, int | None]]:
     return sorted((i["sk"].count("#"), i.get("n")) for i in items)
 
 
-ONCE_A_DAY = [{"type": "frequency", "max_per_user": 1, "period": "DAY"}]
-DENY_U1 = [*ONCE_A_DAY, {"type": "user", "deny": ["u-1"]}]
+ONCE_A_WEEK = [{"type": "frequency", "max_per_user": 1, "period": "WEEK"}]
+DENY_U1 = [*ONCE_A_WEEK, {"type": "user", "deny": ["u-1"]}]
 
 
 @pytest.mark.parametrize(("while_racing", "then", "outcome", "slots", "next_grant"), [
     # the racing delivery distributes the grant, then the user is denied: the slow one fails and gives back nothing
-    (ONCE_A_DAY, DENY_U1, "DISTRIBUTED", [(2, 1), (3, None)], "FAILED"),
+    (ONCE_A_WEEK, DENY_U1, "DISTRIBUTED", [(2, 1), (3, None)], "FAILED"),
     # the racing delivery fails it (denied), then the user is allowed again: the slow one takes no slot
-    (DENY_U1, ONCE_A_DAY, "FAILED", [], "DISTRIBUTED"),
+    (DENY_U1, ONCE_A_WEEK, "FAILED", [], "DISTRIBUTED"),
 ])
 def test_a_grant_delivered_twice_holds_exactly_the_slot_of_its_outcome(api, engine, worker, stack, while_racing, then,
                                                                        outcome, slots, next_grant):
-    # Given a reward a user may get once a day, and a completion waiting on GrantQueue
-    reward = make_reward(stock=None, validators=ONCE_A_DAY)
+    # Given a reward a user may get once a week, and a completion waiting on GrantQueue
+    reward = make_reward(stock=None, validators=ONCE_A_WEEK)
     _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
-    engine(triggered("u-1", "s-1", "SIGN_IN"))
+    engine(triggered("u-1", "s-1", "SIGN_IN"))  # Monday 2026-11-23
     queue = stack.queue_urls["GrantQueue"]
     message = boto3.client("sqs").receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"][0]
     detail = json.loads(message["Body"])["detail"]
@@ -807,8 +830,8 @@ def test_a_grant_delivered_twice_holds_exactly_the_slot_of_its_outcome(api, engi
     # Then the grant keeps its outcome, and holds a slot exactly when it was distributed
     assert [g["status"] for g in grants_of(tid)] == [outcome]
     assert frequency_slots(stack, reward) == slots
-    # And the user's next grant that day is decided by that slot alone
-    set_validators(reward, ONCE_A_DAY)
+    # And the user's next grant that week (the next day's sign-in) is decided by that slot alone
+    set_validators(reward, ONCE_A_WEEK)
     engine(triggered("u-1", "s-2", "SIGN_IN", occurred_at="2026-11-24T16:00:00.000Z"))
     drain(stack, worker)
     assert sorted(g["status"] for g in grants_of(tid)) == sorted([outcome, next_grant])
@@ -816,7 +839,7 @@ def test_a_grant_delivered_twice_holds_exactly_the_slot_of_its_outcome(api, engi
 
 def test_a_failed_grant_gives_its_slot_back_once_despite_a_crash_and_a_repeat(api, engine, worker, stack):
     # Given a grant that takes its slot, then fails (out of stock), in a container that dies right after FAILED
-    reward = make_reward(stock=0, validators=ONCE_A_DAY)
+    reward = make_reward(stock=0, validators=ONCE_A_WEEK)
     _, tid = setup_task(api, reward["reward_id"], event_type="SIGN_IN", period="DAILY", max_count=None)
     engine(triggered("u-1", "s-1", "SIGN_IN"))
     sqs, queue = boto3.client("sqs"), stack.queue_urls["GrantQueue"]
@@ -866,3 +889,18 @@ def test_campaign_routes_take_integer_user_ids_as_text(api):
     status, match = call(api, "POST", f"/v1/audiences/{audience['audience_id']}/match",
                          "/v1/audiences/{audience_id}/match", body={"user_id": 1001})
     assert status == 200 and (match["user_id"], match["matches"]) == ("1001", True)
+
+
+def test_a_task_grant_keeps_valid_days_and_the_coupon_template_reaches_the_webhook(api, engine, worker, stack,
+                                                                                 loopback_webhooks):
+    # Given a coupon valid 30 days from its grant, made from coupon template "tpl-5", delivered by webhook
+    # When a task grants it
+    hook = Hook()
+    _, tid = granted_through(hook, api, engine, worker, stack, valid_days=30,
+                             generator={"type": "coupon", "template_id": "tpl-5"})
+    # Then the grant is valid for 30 days from its creation, and the payload says so with the template
+    [grant] = grants_of(tid)
+    created = datetime.fromisoformat(grant["created_at"].replace("Z", "+00:00"))
+    assert grant["valid_until"] == clock.iso(created + timedelta(days=30))
+    sent = json.loads(hook.calls[-1][1])
+    assert (sent["valid_until"], sent["template_id"], sent["discount_value"]) == (grant["valid_until"], "tpl-5", 500)

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import io
 import json
+import time
+from datetime import timedelta
 from urllib.parse import urlparse
 
 import boto3
 import openpyxl
 import pytest
 
+from marketing.core.clock import iso, now
 from marketing.rewards import codes
-from tests.support import Function, RunningOutContext, body_of, bus_tap, claims, http_event, sample_event
+from tests.support import (
+    Function,
+    RunningOutContext,
+    body_of,
+    bus_tap,
+    claims,
+    http_event,
+    sample_event,
+    seed_campaign,
+)
 
 T = "t1"
 ADMIN = claims(T, "ops", "[admin]")
@@ -50,6 +62,7 @@ def new_reward(rewards_api, **fields) -> str:
 
 
 def new_batch(redeem_api, reward_id: str, count: int = 10, who=ADMIN, **fields) -> dict:
+    seed_campaign(who["tenant_id"], who["app_id"])
     status, batch = call(redeem_api, "POST", "/v1/campaigns/c1/redeem-codes",
                          "/v1/campaigns/{campaign_id}/redeem-codes", who=who,
                          body={"reward_id": reward_id, "count": count, **fields})
@@ -210,10 +223,24 @@ def test_per_user_limit_and_validity_window(apis, stack):
     (early,) = exported_codes(stack, export(redeem_api, later["batch_id"])[1])
     status, error = redeem(redeem_api, early, "u2")
     assert (status, error["error"]["code"]) == (422, "CODE_NOT_YET_VALID")
-    past = new_batch(redeem_api, reward_id, count=1, expire_time="2001-01-01T00:00:00Z")
-    (old,) = exported_codes(stack, export(redeem_api, past["batch_id"])[1])
+    soon = new_batch(redeem_api, reward_id, count=1, expire_time=iso(now() + timedelta(seconds=2)))
+    (old,) = exported_codes(stack, export(redeem_api, soon["batch_id"])[1])
+    time.sleep(2.1)
     status, error = redeem(redeem_api, old, "u2")
     assert (status, error["error"]["code"]) == (410, "CODE_EXPIRED")
+
+
+def test_generation_refuses_an_unknown_campaign_and_an_expiry_not_in_the_future(apis, stack):
+    rewards_api, redeem_api = apis
+    reward_id = new_reward(rewards_api)
+    status, error = call(redeem_api, "POST", "/v1/campaigns/nope/redeem-codes",
+                         "/v1/campaigns/{campaign_id}/redeem-codes", body={"reward_id": reward_id, "count": 1})
+    assert (status, error["error"]["code"]) == (404, "CAMPAIGN_NOT_FOUND")
+    seed_campaign()
+    status, error = call(redeem_api, "POST", "/v1/campaigns/c1/redeem-codes",
+                         "/v1/campaigns/{campaign_id}/redeem-codes",
+                         body={"reward_id": reward_id, "count": 1, "expire_time": "2001-01-01T00:00:00Z"})
+    assert status == 422 and error["error"]["details"][0]["field"] == "body.expire_time"
 
 
 def test_assign_binds_a_code_to_one_user_and_revoke_makes_it_unusable(apis, stack, bus_events):
@@ -281,13 +308,15 @@ def test_a_large_batch_is_answered_202_and_written_by_the_worker(apis, stack):
 
 def test_bad_input_names_the_field_and_writes_nothing(apis, stack):
     rewards_api, redeem_api = apis
+    seed_campaign()
     status, error = call(redeem_api, "POST", "/v1/campaigns/c1/redeem-codes",
                          "/v1/campaigns/{campaign_id}/redeem-codes", body={"reward_id": "r", "count": 100_001})
     assert status == 422 and error["error"]["details"][0]["field"] == "body.count"
     status, error = call(redeem_api, "POST", "/v1/campaigns/c1/redeem-codes",
                          "/v1/campaigns/{campaign_id}/redeem-codes", body={"reward_id": "nope", "count": 1})
     assert (status, error["error"]["code"]) == (404, "REWARD_NOT_FOUND")
-    assert boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"] == []
+    items = boto3.resource("dynamodb").Table(stack.ref("Table")).scan()["Items"]
+    assert [i for i in items if i["sk"] != "CAMPAIGN#c1"] == []  # the seeded campaign alone
 
 
 def test_sample_events_run(apis, stack):

@@ -11,7 +11,7 @@ import pytest
 
 from marketing.core.identity import Caller, Role
 from marketing.rewards import api
-from tests.support import Function, body_of, claims, http_event, sample_event
+from tests.support import Function, body_of, claims, http_event, sample_event, seed_campaign
 
 T = "t1"
 ADMIN = claims(T, "ops", "[admin]")
@@ -231,9 +231,12 @@ def test_issue_code_takes_an_unexported_batch_code_else_a_fresh_one_once_per_gra
     reward = create(rewards_api, reward_type="REDEEM_CODE", content={"description": "a VIP month"},
                     generator={"type": "redeem_code", "length": 10, "prefix": "GIFT"})
     redeem_api = Function("RedeemApiFunction", stack)
+    seed_campaign()
     batch = body_of(redeem_api(http_event("POST", "/v1/campaigns/c1/redeem-codes",
                                           "/v1/campaigns/{campaign_id}/redeem-codes", claims_=ADMIN,
                                           body={"reward_id": reward["reward_id"], "count": 1})))
+    for grant_id, user in (("g1", "alice"), ("g2", "bob")):  # codes are issued to delivered grants
+        api.create_grant(CALLER, grant_id=grant_id, reward_id=reward["reward_id"], user_id=user, status="DISTRIBUTED")
     first = api.issue_code(CALLER, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1")
     assert first["batch_id"] == batch["batch_id"]
     again = api.issue_code(CALLER, reward_id=reward["reward_id"], user_id="alice", campaign_id="c1", grant_id="g1")
@@ -252,6 +255,8 @@ def test_issue_code_takes_an_unexported_batch_code_else_a_fresh_one_once_per_gra
         redeemed = redeem_api(http_event("POST", "/v1/redeem", "/v1/redeem", body={"code": code, "user_id": owner},
                                          claims_=SERVICE))
         assert redeemed["statusCode"] == 200
+        # the grant that issued the code is the one redeemed: one code, one use
+        assert body_of(redeemed)["grant_id"] in ("g1", "g2") and body_of(redeemed)["status"] == "USED"
     with pytest.raises(Exception, match="REDEEM_CODE"):
         api.issue_code(CALLER, reward_id=create(rewards_api)["reward_id"], user_id="x", campaign_id=None, grant_id="g3")
 

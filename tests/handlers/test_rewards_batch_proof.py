@@ -13,7 +13,7 @@ from boto3.dynamodb.conditions import Attr
 
 from marketing.rewards import codes
 from tests.handlers.test_redeem_api import ADMIN, call, export, exported_codes, new_reward
-from tests.support import Function
+from tests.support import Function, seed_campaign
 
 COUNT = int(os.environ.get("REWARDS_PROOF_CODES", "20000"))
 
@@ -45,6 +45,7 @@ def stored_code_count(stack) -> int:
 
 def test_a_large_batch_is_exact_unique_and_exports_disjoint_halves(stack):
     rewards_api, redeem_api = Function("RewardsApiFunction", stack), Function("RedeemApiFunction", stack)
+    seed_campaign()
     status, batch = call(redeem_api, "POST", "/v1/campaigns/c1/redeem-codes",
                          "/v1/campaigns/{campaign_id}/redeem-codes",
                          body={"reward_id": new_reward(rewards_api, total_stock=None), "count": COUNT})

@@ -178,7 +178,7 @@ def _complete_if_reached(event: TaskEvent, task: dict, campaign_id: str, user: s
             return "LIMIT_REACHED"
         log = {"completion_id": new_id(), "task_id": task["task_id"], "campaign_id": campaign_id, "user_id": user,
                "period": key, "reward_id": task["reward_id"], "event_id": event.event_id,
-               "completed_at": iso(now()), **_contact(event, user)}
+               "completed_at": iso(now()), "occurred_at": iso(event.occurred_at), **_contact(event, user)}
         try:
             dal.complete(event.scope, log, operator=condition["operator"], target=condition["value"],
                          seen_completions=seen)

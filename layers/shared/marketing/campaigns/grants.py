@@ -50,13 +50,14 @@ def process(detail: dict[str, Any], attempt: int) -> dict:
     grant = rewards.create_grant(caller, grant_id=log["completion_id"], reward_id=log["reward_id"],
                                  user_id=log["user_id"], status="PENDING", task_id=log["task_id"],
                                  campaign_id=log["campaign_id"], reservation_id=log["completion_id"])
-    pipeline = _Pipeline(caller, log, attempt)
+    pipeline = _Pipeline(caller, log, attempt, grant["created_at"])
     return pipeline.run(grant)
 
 
 class _Pipeline:
-    def __init__(self, caller: Caller, log: dict, attempt: int):
+    def __init__(self, caller: Caller, log: dict, attempt: int, granted_at: str):
         self.caller, self.scope, self.log, self.attempt = caller, caller.scope, log, attempt
+        self.granted_at = granted_at
         self.grant_id = log["completion_id"]
         self.reward: dict | None = None
         self._issued_once: dict | None = None
@@ -82,9 +83,10 @@ class _Pipeline:
 
     # --- validator and reservation ---
     def _frequencies(self) -> list[tuple[str, int]]:
-        """(window, limit) of the `frequency` validators, the window taken from the completion's own time. Rules
-        of the same period share one slot (its key is the window), so the smallest limit of a period holds."""
-        moment = parse_time(self.log["completed_at"])
+        """(window, limit) of the `frequency` validators, the window taken from the time of the event that
+        completed the task (as the task counted it; older logs: the completion's). Rules of the same period share
+        one slot (its key is the window), so the smallest limit of a period holds."""
+        moment = parse_time(self.log.get("occurred_at") or self.log["completed_at"])
         windows = {"DAY": period_key(Period.DAILY, moment), "WEEK": period_key(Period.WEEKLY, moment),
                    "MONTH": moment.strftime("M%Y-%m"), "TOTAL": "ALL"}
         limits: dict[str, int] = {}
@@ -144,24 +146,26 @@ class _Pipeline:
         return self._issued_once
 
     def _generate_issue(self) -> dict:
-        """A redeem code is issued once per grant (a repeat returns the same code)."""
-        reward, content = self.reward, self.reward.get("content", {})
-        kind = reward["reward_type"]
-        if kind == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code":
-            return rewards.issue_code(self.caller, reward_id=reward["reward_id"], user_id=self.log["user_id"],
-                                      campaign_id=self.log["campaign_id"], grant_id=self.grant_id)
-        if kind == "POINTS":
-            return {"points": content["amount"] * reward.get("generator", {}).get("multiplier", 1)}
-        return {k: v for k, v in content.items() if k != "type"}
+        """The reward's terms and validity, counted from the grant's creation so every attempt agrees; a redeem
+        code is issued once per grant (a repeat returns the same code), valid as the grant is."""
+        reward = self.reward
+        valid_from, valid_until = rewards.validity(reward, parse_time(self.granted_at))
+        issued = {**rewards.issued_content(reward), "valid_from": valid_from, "valid_until": valid_until}
+        if reward["reward_type"] == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code":
+            code = rewards.issue_code(self.caller, reward_id=reward["reward_id"], user_id=self.log["user_id"],
+                                      campaign_id=self.log["campaign_id"], grant_id=self.grant_id,
+                                      valid_until=valid_until)
+            issued.update(code, valid_until=code["valid_until"] or valid_until)  # a batch code keeps its expiry
+        return issued
 
     def _generate(self, grant: dict) -> dict:
         started = time.perf_counter()
         issued = self._issued()
-        details = {k: v for k, v in issued.items() if k != "code"}
+        details = {k: v for k, v in issued.items() if k not in ("code", "valid_from", "valid_until")}
         if issued.get("code"):
             details["code_suffix"] = issued["code"][-4:]  # the full code stays with the user and the channel
         grant = rewards.transition_grant(self.caller, self.grant_id, to="GENERATED", expected={"RESERVED"},
-                                         details=details)
+                                         details=details, validity=(issued["valid_from"], issued["valid_until"]))
         metrics.add_metric(name="RewardGenerationDuration", unit="Milliseconds",
                            value=(time.perf_counter() - started) * 1000)
         return grant

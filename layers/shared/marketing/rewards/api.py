@@ -46,13 +46,18 @@ def cancel(caller: Caller, reservation_id: str) -> dict:
     return service.cancel(caller, reservation_id).model_dump(mode="json")
 
 
-def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str | None, grant_id: str) -> dict:
-    """A code bound to user_id (from an unexported batch code of the reward, else fresh); idempotent on
-    grant_id. Returns {"code", "batch_id", "valid_until"}."""
+def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str | None, grant_id: str,
+               valid_until: str | None = None) -> dict:
+    """A code bound to user_id (from an unexported batch code of the reward, else a fresh one valid until
+    `valid_until`); idempotent on grant_id. Returns {"code", "batch_id", "valid_until"}."""
     from marketing.rewards import redeem
 
     return redeem.issue_code(caller, reward_id=reward_id, user_id=user_id, campaign_id=campaign_id,
-                             grant_id=grant_id).model_dump(mode="json")
+                             grant_id=grant_id, valid_until=valid_until).model_dump(mode="json")
+
+
+validity = service.validity  # (valid_from, valid_until) of a grant made at a moment: the same on every path
+issued_content = service.issued_content  # points, coupon terms, card days: what a grant gives besides a code
 
 
 def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,
@@ -65,12 +70,13 @@ def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str,
 
 
 def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
-                     reason: str | None = None, details: dict | None = None) -> dict:
+                     reason: str | None = None, details: dict | None = None,
+                     validity: tuple[str | None, str | None] | None = None) -> dict:
     """Conditional on the current status being in `expected` (default: the legal predecessors of `to`);
     raises a Conflict when illegal; a repeat of a transition that happened returns the grant unchanged.
     `to="ROLLED_BACK"` rolls back: the stock and the user's allowance return exactly once."""
-    return service.transition_grant(caller, grant_id, to=to, expected=expected, reason=reason,
-                                    details=details).model_dump(mode="json")
+    return service.transition_grant(caller, grant_id, to=to, expected=expected, reason=reason, details=details,
+                                    validity=validity).model_dump(mode="json")
 
 
 def get_grant(caller: Caller, grant_id: str) -> dict | None:

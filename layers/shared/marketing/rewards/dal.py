@@ -351,12 +351,13 @@ def get_grant(t: str, gid: str) -> dict | None:
 
 
 def set_grant_status(t: str, gid: str, to: str, expected: set[str], now: str, reason: str | None,
-                     details: dict | None) -> dict:
-    """Conditional on the current status being one of `expected` (an empty set never matches)."""
+                     details: dict | None, fields: dict | None = None) -> dict:
+    """Conditional on the current status being one of `expected` (an empty set never matches); `fields` are
+    set too (the validity a generation fixes)."""
     if not expected:
         raise ConditionFailed
     expression, names, values = dynamo.update_expression(
-        _present({"status": to, "updated_at": now, "reason": reason, "details": details or None}))
+        _present({**(fields or {}), "status": to, "updated_at": now, "reason": reason, "details": details or None}))
     allowed = {f":e{i}": status for i, status in enumerate(sorted(expected))}
     try:
         answer = dynamo.table().update_item(
@@ -383,6 +384,28 @@ def rollback(t: str, grant: dict, now: str, returns: list[dict]) -> None:
 
 def reservation_rolled_back(t: str, r: dict, now: str) -> dict:
     return _set_reservation(t, r, "ROLLED_BACK", now, "#s = :confirmed", {":confirmed": "CONFIRMED"})
+
+
+def list_user_grants(t: str, user: str, status: str | None, limit: int, next_token: str | None):
+    """One user's grants, newest first (the wallet). Filtered from the app's grant index for now: a per-user
+    index serves it without reading other users' grants."""
+    return list_grants(t, {"user_id": user, "status": status}, limit, next_token)
+
+
+def get_rewards(t: str, rids: Iterable[str]) -> dict[str, dict]:
+    """Rewards by id, deleted ones included (a grant keeps its reward's name)."""
+    return {i["reward_id"]: i for i in (strip(i) for i in batch_get([reward_key(t, r) for r in sorted(set(rids))]))}
+
+
+def get_issued_codes(t: str, gids: Iterable[str]) -> dict[str, str]:
+    """The full codes issued to these grants, by grant id."""
+    keys = [grant_key(t, g, "CODE") for g in sorted(set(gids))]
+    return {i["pk"].rsplit("#", 1)[1]: i["code"] for i in batch_get(keys)} if keys else {}
+
+
+def get_allowance(t: str, rid: str, user: str) -> int:
+    item = _get(allowance_key(t, rid, user), consistent=False) or {}
+    return int(item.get("taken", 0))
 
 
 def list_grants(t: str, filters: dict[str, str | None], limit: int, next_token: str | None):
@@ -541,19 +564,40 @@ def update_code(t: str, code: str, expression: str, condition: str, values: dict
     return strip(answer["Attributes"])
 
 
+def _use_code(t: str, code: str, user: str, now: str, grant_id: str) -> dict:
+    """The code → USED by `user`, if it is unused, theirs to use and valid now."""
+    return {"Update": {"Key": code_key(t, code),
+                       "UpdateExpression": "SET #s = :used, used_by = :u, used_at = :now, grant_id = :g",
+                       "ConditionExpression": "attribute_exists(pk) AND #s = :unused"
+                                              " AND (attribute_not_exists(assigned_to) OR assigned_to = :u)"
+                                              " AND (attribute_not_exists(valid_from) OR valid_from <= :now)"
+                                              " AND (attribute_not_exists(expire_time) OR expire_time > :now)",
+                       "ExpressionAttributeNames": {"#s": "status"},
+                       "ExpressionAttributeValues": {":used": "USED", ":unused": "UNUSED", ":u": user, ":now": now,
+                                                     ":g": grant_id}}}
+
+
+def redeem_issued(t: str, code: str, user: str, now: str, grant_id: str, reward_id: str, reward_version: int,
+                  order: dict) -> None:
+    """Redeeming a code a grant issued: that grant (which took the stock and the user's allowance) becomes USED,
+    nothing is taken again. Positions: 0 code, 1 reward, 2 grant (DISTRIBUTED)."""
+    fields = _present({"status": "USED", "updated_at": now, **order})
+    expression, names, values = dynamo.update_expression(fields)
+    transact([
+        _use_code(t, code, user, now, grant_id),
+        reward_unchanged(t, reward_id, reward_version),
+        {"Update": {"Key": grant_key(t, grant_id), "UpdateExpression": expression,
+                    "ConditionExpression": "#s = :distributed AND user_id = :u",
+                    "ExpressionAttributeNames": {**names, "#s": "status"},
+                    "ExpressionAttributeValues": {**values, ":distributed": "DISTRIBUTED", ":u": user}}},
+    ])
+
+
 def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, reward_version: int,
            allowance: dict | None) -> None:
     """One transaction. Positions: 0 code, 1 stock, 2 reward, 3 grant, 4 allowance."""
     actions = [
-        {"Update": {"Key": code_key(t, code),
-                    "UpdateExpression": "SET #s = :used, used_by = :u, used_at = :now, grant_id = :g",
-                    "ConditionExpression": "attribute_exists(pk) AND #s = :unused"
-                                           " AND (attribute_not_exists(assigned_to) OR assigned_to = :u)"
-                                           " AND (attribute_not_exists(valid_from) OR valid_from <= :now)"
-                                           " AND (attribute_not_exists(expire_time) OR expire_time > :now)",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":used": "USED", ":unused": "UNUSED", ":u": user, ":now": now,
-                                                  ":g": grant["grant_id"]}}},
+        _use_code(t, code, user, now, grant["grant_id"]),
         stock,
         reward_unchanged(t, grant["reward_id"], reward_version),
         {"Put": {"Item": grant_item(t, grant), "ConditionExpression": "attribute_not_exists(pk)"}},

@@ -74,3 +74,15 @@ class BatchNotFound(NotFound):
 
 class TooManyFailures(TooManyRequests):
     code = "TOO_MANY_FAILED_REDEMPTIONS"
+
+
+class OrderBelowMinimum(InvalidInput):
+    def __init__(self, minimum: int):
+        super().__init__("order.amount_cents", f"the code needs an order of at least {minimum} cents",
+                         code="ORDER_BELOW_MINIMUM")
+
+
+class GrantNotDistributed(Conflict):
+    """A code a grant issued is redeemable once that grant is delivered."""
+
+    code = "GRANT_NOT_DISTRIBUTED"

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
 from marketing.core.clock import iso
-from marketing.core.types import Identifier, UtcTime
+from marketing.core.types import Cents, Identifier, UtcTime
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Quantity = Annotated[int, Field(ge=1, le=1000)]
@@ -294,7 +294,10 @@ class Grant(BaseModel):
     code_suffix: str | None = None
     reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    valid_from: str | None = None
     valid_until: str | None = None
+    order_cents: int | None = Field(default=None, description="the order a redemption was checked against")
+    discount_cents: int | None = Field(default=None, description="the discount a redemption gave that order")
     created_at: str
     updated_at: str
 
@@ -362,7 +365,7 @@ class CodeView(BaseModel):
     """A code as listings show it: masked to its last 4 characters."""
 
     masked_code: str
-    batch_id: str | None
+    batch_id: str | None = Field(default=None, description="null for a code issued to a grant without a batch")
     reward_id: str
     status: CodeStatus
     exported: bool
@@ -397,9 +400,57 @@ class AssignIn(BaseModel):
     user_id: Identifier
 
 
+class Order(BaseModel):
+    amount_cents: Cents = Field(le=10**12)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")
+
+
 class RedeemIn(BaseModel):
     code: str = Field(min_length=4, max_length=40)
     user_id: Identifier
+    order: Order | None = Field(default=None, description="the order the code is for: its minimum is checked and "
+                                                          "the discount computed")
+
+
+class RewardSummary(BaseModel):
+    reward_id: str
+    name: str
+    reward_type: RewardType
+    content: dict[str, Any]
+
+
+class Validation(BaseModel):
+    """What redeeming the code now would do; nothing is consumed."""
+
+    valid: bool
+    reason: str | None = Field(default=None, description="the error code redemption would answer")
+    discount_cents: int
+    reward: RewardSummary | None = None
+
+
+class WalletItem(BaseModel):
+    """One grant as its user sees it: the full code for its owner, masked for staff."""
+
+    grant_id: str
+    reward_id: str
+    reward_name: str | None = None
+    reward_type: RewardType | None = None
+    status: GrantStatus
+    source: Literal["task", "redemption", "other"]
+    valid_from: str | None = None
+    valid_until: str | None = None
+    issued: dict[str, Any] = Field(description="points, coupon terms or card days")
+    code: str | None = None
+    task_id: str | None = None
+    campaign_id: str | None = None
+    discount_cents: int | None = None
+    created_at: str
+    updated_at: str
+
+
+class WalletPage(BaseModel):
+    items: list[WalletItem]
+    next_token: str | None = None
 
 
 class IssuedCode(BaseModel):

@@ -13,11 +13,12 @@ import contextlib
 import hashlib
 import os
 import time
-from datetime import timedelta
+from datetime import datetime
 
+from marketing.campaigns import dal as campaigns_dal
 from marketing.core import events
 from marketing.core.clock import iso, now, now_iso
-from marketing.core.errors import Conflict, Forbidden, InvalidInput
+from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id
 from marketing.core.observability import logger, metrics
@@ -30,7 +31,9 @@ from marketing.rewards.errors import (
     CodeNotYours,
     CodeRevoked,
     CodeUsed,
+    GrantNotDistributed,
     MalformedCode,
+    OrderBelowMinimum,
     OutOfStock,
     PerUserLimitReached,
     RewardNotFound,
@@ -49,10 +52,13 @@ from marketing.rewards.models import (
     ExportIn,
     Grant,
     IssuedCode,
+    Order,
     RedeemIn,
+    RewardSummary,
+    Validation,
     to_iso,
 )
-from marketing.rewards.service import STAFF, known, live_reward, shard_order
+from marketing.rewards.service import STAFF, known, live_reward, shard_order, validity
 
 CHUNK = 2000  # codes per queue message: about 80 BatchWriteItem requests, seconds of work
 _REWARD_CACHE_SECONDS = 60
@@ -83,6 +89,10 @@ def create_batch(caller: Caller, campaign_id: str, body: BatchIn) -> BatchCreate
     worker writes them (GENERATING, with progress on the batch)."""
     caller.require(Role.ADMIN)
     t = caller.scope
+    if campaigns_dal.get_campaign(t, campaign_id) is None:
+        raise NotFound(f"campaign {campaign_id} is unknown", code="CAMPAIGN_NOT_FOUND")
+    if body.expire_time and body.expire_time <= now():
+        raise InvalidInput("body.expire_time", "expire_time must be in the future")
     reward = live_reward(t, body.reward_id)
     secret, start = dal.allocate_codes(t, body.count)
     batch = {"batch_id": new_id(), "campaign_id": campaign_id, "reward_id": body.reward_id, "total": body.count,
@@ -262,18 +272,29 @@ def _count_failure(scope: str, user_id: str, window: int) -> None:
         raise TooManyFailures("too many failed redemptions: try again later")
 
 
-def _valid_until(reward: dict, moment) -> str | None:
-    if reward.get("valid_days"):
-        return iso(moment + timedelta(days=reward["valid_days"]))
-    return reward.get("valid_until")
-
-
 def _amount(reward: dict) -> int:
     content = reward.get("content") or {}
     return int(content.get("discount_value", 0)) if content.get("discount_type") == "AMOUNT" else 0
 
 
-def redeem(caller: Caller, body: RedeemIn) -> Grant:
+def discount(reward: dict, order: Order | None) -> int:
+    """A coupon's discount on the order: AMOUNT capped at the order, PERCENT floored to the cent; an order under
+    the coupon's `min_order_cents` is refused. Without an order: the AMOUNT, or 0 for a PERCENT."""
+    content = reward.get("content") or {}
+    kind, value = content.get("discount_type"), int(content.get("discount_value", 0))
+    if kind is None:
+        return 0
+    if order is None:
+        return value if kind == "AMOUNT" else 0
+    minimum = int(content.get("min_order_cents", 0))
+    if order.amount_cents < minimum:
+        raise OrderBelowMinimum(minimum)
+    return min(value, order.amount_cents) if kind == "AMOUNT" else order.amount_cents * value // 100
+
+
+def _checked(caller: Caller, body: RedeemIn) -> tuple[str, dict, datetime]:
+    """The normalized code, its item and the moment, after every rule on the code's own state (what redemption
+    and validation share). Refusals a guesser could learn from count toward the user's lockout."""
     caller.require_user_access(body.user_id)
     t, user, code = caller.scope, body.user_id, codes.normalize(body.code)
     window = int(time.time()) // failure_window()
@@ -288,21 +309,80 @@ def redeem(caller: Caller, body: RedeemIn) -> Grant:
         if item is None:
             raise CodeNotFound("no such code")
         _refuse(item, user, iso(moment))
-    except CodeUsed:
+    except CodeUsed as used:
         if item.get("used_by") == user and item.get("grant_id"):
-            # This user's own earlier redemption: its event may have been lost with the answer; send it again.
-            with contextlib.suppress(RewardNotFound):
-                _publish_redeemed(caller, code, Grant(**_grant_of(t, item["grant_id"])), item)
+            used.own_grant = item["grant_id"]  # not a guess: this user's own earlier redemption
         else:
             _count_failure(t, user, window)
         raise
     except (CodeNotFound, CodeRevoked, CodeNotYours):
         _count_failure(t, user, window)
         raise
-    grant = Grant(**_redeem(t, code, item, user, moment))
+    return code, item, moment
+
+
+def redeem(caller: Caller, body: RedeemIn) -> Grant:
+    t = caller.scope
+    try:
+        code, item, moment = _checked(caller, body)
+    except CodeUsed as used:
+        if getattr(used, "own_grant", None):
+            # This user's own earlier redemption: its event may have been lost with the answer; send it again.
+            with contextlib.suppress(RewardNotFound):
+                _publish_redeemed(caller, codes.normalize(body.code), Grant(**_grant_of(t, used.own_grant)),
+                                  dal.get_code(t, codes.normalize(body.code)) or {})
+        raise
+    grant = Grant(**_redeem(t, code, item, body.user_id, moment, body.order))
     metrics.add_metric(name="RedeemCodesRedeemed", unit="Count", value=1)
     _publish_redeemed(caller, code, grant, item)
     return grant
+
+
+# What validation answers as a `reason` (the code redemption would answer); other errors are the caller's own.
+_REASONS = (MalformedCode, CodeNotFound, CodeUsed, CodeRevoked, CodeNotYours, CodeNotYetValid, CodeExpired,
+            RewardNotFound, OutOfStock, PerUserLimitReached, OrderBelowMinimum, GrantNotDistributed)
+
+
+def validate(caller: Caller, body: RedeemIn) -> Validation:
+    """Whether redeeming the code now would succeed, and the discount it would give the order: every rule of
+    redemption, read rather than written (so a race may still refuse the redemption). Consumes nothing;
+    refusals count toward the lockout as redemption's do."""
+    reward = None
+    try:
+        code, item, _ = _checked(caller, body)
+        reward = _reward(caller.scope, item["reward_id"], fresh=False)
+        cents = discount(reward, body.order)
+        _would_take(caller.scope, item, body.user_id, reward)
+    except _REASONS as refused:
+        return Validation(valid=False, reason=refused.code, discount_cents=0, reward=_summary(reward))
+    return Validation(valid=True, discount_cents=cents, reward=_summary(reward))
+
+
+def _summary(reward: dict | None) -> RewardSummary | None:
+    return reward and RewardSummary(reward_id=reward["reward_id"], name=reward["name"],
+                                    reward_type=reward["reward_type"],
+                                    content={k: v for k, v in reward["content"].items() if k != "type"})
+
+
+def _would_take(t: str, item: dict, user: str, reward: dict) -> None:
+    """What the redemption's transaction would refuse: the issuing grant not delivered, or (for any other
+    code) no stock left, or the user's allowance spent."""
+    if item.get("issued_grant"):
+        _issuing_grant_delivered(_grant_of(t, item["issued_grant"]))
+        return
+    if reward.get("total_stock") is not None and not any(
+            s.get("available", 0) >= 1 for s in dal.get_shards(t, [reward])[reward["reward_id"]]):
+        raise OutOfStock("the code's reward is out of stock")
+    limit = reward.get("per_user_limit")
+    if limit is not None and dal.get_allowance(t, reward["reward_id"], user) >= limit:
+        raise PerUserLimitReached(f"user {user} reached the limit of {limit}")
+
+
+def _issuing_grant_delivered(grant: dict) -> None:
+    if grant["status"] in ("FAILED", "ROLLED_BACK", "EXPIRED"):
+        raise CodeRevoked(f"the grant that issued the code is {grant['status'].lower()}")
+    if grant["status"] != "DISTRIBUTED":
+        raise GrantNotDistributed(f"the grant that issued the code is {grant['status'].lower()}")
 
 
 def _grant_of(t: str, grant_id: str) -> dict:
@@ -312,26 +392,46 @@ def _grant_of(t: str, grant_id: str) -> dict:
 def _publish_redeemed(caller: Caller, code: str, grant: Grant, item: dict) -> None:
     reward = _reward(caller.scope, grant.reward_id, fresh=False)
     events.publish(caller, source="rewards", detail_type="code.redeemed", event_id=f"{grant.grant_id}:redeemed",
-                   occurred_at=grant.created_at,
+                   occurred_at=grant.updated_at,
                    detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
                            "reward_id": grant.reward_id, "campaign_id": item.get("campaign_id"),
                            "user_id": grant.user_id, "grant_id": grant.grant_id,
-                           "reward_type": reward["reward_type"], "amount": _amount(reward)})
+                           "reward_type": reward["reward_type"],
+                           "amount": _amount(reward) if grant.discount_cents is None else grant.discount_cents})
 
 
-def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
+def _order_fields(reward: dict, order: Order | None) -> dict:
+    return {"order_cents": order.amount_cents, "discount_cents": discount(reward, order)} if order else {}
+
+
+def _redeem(t: str, code: str, item: dict, user: str, moment, order: Order | None) -> dict:
     """The transaction, retried with a fresh reward when its version moved, and on another shard when one
-    shard of a flash sale ran dry."""
+    shard of a flash sale ran dry. A code a grant issued is that grant's: it becomes USED, taking nothing
+    again (one code counts once against the per-user limit and the stock)."""
     stamp = iso(moment)
     for attempt in range(5):
         reward = _reward(t, item["reward_id"], fresh=attempt > 0)
+        if item.get("issued_grant"):
+            try:
+                dal.redeem_issued(t, code, user, stamp, item["issued_grant"], item["reward_id"], reward["version"],
+                                  _order_fields(reward, order))
+                return _grant_of(t, item["issued_grant"])
+            except dal.ConditionFailed as failed:
+                if failed.failed(0):
+                    _refuse(_code(t, code), user, stamp)
+                    raise CodeUsed("the code was redeemed already") from failed
+                if failed.failed(2):
+                    _issuing_grant_delivered(_grant_of(t, item["issued_grant"]))
+                    raise
+                continue  # the reward changed: read it again
         limit, limited = reward.get("per_user_limit"), reward.get("total_stock") is not None
+        valid_from, valid_until = validity(reward, moment)
         for shard in shard_order(t, reward, 1):
             grant = {"grant_id": new_id(), "reward_id": item["reward_id"], "user_id": user, "status": "DISTRIBUTED",
                      "quantity": 1, "campaign_id": item.get("campaign_id"), "batch_id": item.get("batch_id"),
-                     "code_suffix": codes.suffix(code), "valid_until": _valid_until(reward, moment),
-                     "details": {}, "created_at": stamp, "updated_at": stamp,
-                     "shard": shard, "limited": limited, "counted": limit is not None}
+                     "code_suffix": codes.suffix(code), "code": code, "valid_from": valid_from,
+                     "valid_until": valid_until, "details": {}, "created_at": stamp, "updated_at": stamp,
+                     "shard": shard, "limited": limited, "counted": limit is not None, **_order_fields(reward, order)}
             allowance = dal.take_allowance(t, item["reward_id"], user, 1, limit) if limit is not None else None
             try:
                 dal.redeem(t, code, user, stamp, grant,
@@ -355,7 +455,7 @@ def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
 
 # --- codes issued to grants (the campaign engine) ---
 def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str | None,
-               grant_id: str) -> IssuedCode:
+               grant_id: str, valid_until: str | None = None) -> IssuedCode:
     """A code bound to `user_id`: an unexported code of a finished batch of the reward if any, else a fresh
     one. Idempotent on grant_id (the grant's code record is written once, with the code)."""
     caller.require(*STAFF)
@@ -382,7 +482,7 @@ def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str
     secret, seq = dal.allocate_codes(t, 1)
     batch = {"batch_id": None, "reward_id": reward_id, "campaign_id": campaign_id, "length": length, "prefix": prefix,
              "valid_from": reward.get("valid_from"),
-             "expire_time": _valid_until(reward, now())}
+             "expire_time": valid_until or validity(reward, now())[1]}
     record = {**_code_record(batch, codes.CodeMaker(secret, length, prefix), seq), "assigned_to": user_id,
               "issued_grant": grant_id}
     return _bind(t, grant_id, record, fresh=True)

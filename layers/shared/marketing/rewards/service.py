@@ -7,7 +7,7 @@ redemption and a rollback are each one transaction whose conditions decide; read
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from marketing.core import events, outbound
@@ -16,7 +16,7 @@ from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id
 from marketing.core.observability import logger, metrics
-from marketing.rewards import dal
+from marketing.rewards import codes, dal
 from marketing.rewards.errors import (
     GrantNotFound,
     IllegalTransition,
@@ -40,6 +40,8 @@ from marketing.rewards.models import (
     RewardPage,
     Stock,
     StockChange,
+    WalletItem,
+    WalletPage,
 )
 
 _RETRIES = 5
@@ -287,6 +289,27 @@ def sweep(rounds: int = 20) -> int:
     return expired
 
 
+# --- what a grant gives ---
+def validity(reward: dict, granted_at: datetime) -> tuple[str | None, str | None]:
+    """(valid_from, valid_until) of a grant of `reward` made at `granted_at`, the same on every grant path:
+    `valid_days` counts from the grant, else the reward's own window."""
+    if reward.get("valid_days"):
+        return iso(granted_at), iso(granted_at + timedelta(days=reward["valid_days"]))
+    return reward.get("valid_from"), reward.get("valid_until")
+
+
+def issued_content(reward: dict) -> dict[str, Any]:
+    """What a grant of `reward` gives besides a code: points, coupon terms (with the coupon generator's
+    template), card or subscription days."""
+    content = {k: v for k, v in (reward.get("content") or {}).items() if k != "type"}
+    generator = reward.get("generator") or {}
+    if reward["reward_type"] == "POINTS":
+        return {"points": content["amount"] * generator.get("multiplier", 1)}
+    if generator.get("type") == "coupon":
+        content["template_id"] = generator["template_id"]
+    return content
+
+
 # --- grants ---
 def _grant(t: str, grant_id: str) -> dict:
     return known(dal.get_grant(t, grant_id), GrantNotFound, f"grant {grant_id} is unknown")
@@ -310,7 +333,8 @@ def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str,
 
 
 def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
-                     reason: str | None = None, details: dict | None = None) -> Grant:
+                     reason: str | None = None, details: dict | None = None,
+                     validity: tuple[str | None, str | None] | None = None) -> Grant:
     """Conditional on the current status (default: the legal predecessors of `to`); a repeat of a transition
     that happened returns the grant unchanged. ROLLED_BACK goes through the rollback (it returns stock)."""
     caller.require(*STAFF)
@@ -320,7 +344,9 @@ def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[st
     allowed = {str(s) for s in (expected if expected is not None else GRANT_PREDECESSORS[target])}
     allowed &= {str(s) for s in GRANT_PREDECESSORS[target]}
     try:
-        return Grant(**dal.set_grant_status(caller.scope, grant_id, target, allowed, now_iso(), reason, details))
+        fields = dict(zip(("valid_from", "valid_until"), validity, strict=True)) if validity else None
+        return Grant(**dal.set_grant_status(caller.scope, grant_id, target, allowed, now_iso(), reason, details,
+                                            fields))
     except dal.ConditionFailed as exc:
         current = _grant(caller.scope, grant_id)
         if current["status"] == target:
@@ -389,6 +415,35 @@ def get_grant(caller: Caller, grant_id: str) -> Grant:
     except Forbidden as exc:
         raise GrantNotFound(f"grant {grant_id} is unknown") from exc
     return grant
+
+
+def wallet(caller: Caller, user_id: str, status: GrantStatus | None, limit: int,
+           next_token: str | None) -> WalletPage:
+    """Every grant of one user, with its reward's name and terms and its code: in full for the user who owns
+    it, masked for staff."""
+    caller.require_user_access(user_id)
+    t = caller.scope
+    grants, token = dal.list_user_grants(t, user_id, status, limit, next_token)
+    rewards = dal.get_rewards(t, (g["reward_id"] for g in grants))
+    issued_codes = dal.get_issued_codes(t, (g["grant_id"] for g in grants if g.get("task_id")))
+    owner = not caller.is_staff and caller.sub == user_id
+    return WalletPage(items=[_wallet_item(g, rewards.get(g["reward_id"]), g.get("code") or
+                                          issued_codes.get(g["grant_id"]), owner) for g in grants],
+                      next_token=token)
+
+
+_NOT_TERMS = ("code_suffix", "attempts", "batch_id", "valid_from", "valid_until")
+
+
+def _wallet_item(grant: dict, reward: dict | None, code: str | None, owner: bool) -> WalletItem:
+    details = {k: v for k, v in (grant.get("details") or {}).items() if k not in _NOT_TERMS}
+    source = "task" if grant.get("task_id") else "redemption" if grant.get("code_suffix") else "other"
+    return WalletItem(
+        **{k: grant.get(k) for k in ("grant_id", "reward_id", "status", "valid_from", "valid_until", "task_id",
+                                     "campaign_id", "discount_cents", "created_at", "updated_at")},
+        reward_name=reward and reward["name"], reward_type=reward and reward["reward_type"], source=source,
+        issued=details or (issued_content(reward) if reward else {}),
+        code=code if owner or code is None else codes.mask(code))
 
 
 def list_grants(caller: Caller, filters: dict[str, Any], limit: int, next_token: str | None) -> GrantPage:
