@@ -37,8 +37,8 @@ NEEDS = {
     "CpsWebhookFunction": {"cps", "tracking", "ratelimit"},
     "CpsPullFunction": {"cps", "tracking", "ratelimit"},
     "RewardsApiFunction": {"rewards"},
-    "RedeemApiFunction": {"rewards"},
-    "CodeBatchWorkerFunction": {"rewards"},
+    "RedeemApiFunction": {"rewards", "campaigns"},  # code generation checks the campaign exists (campaigns.dal)
+    "CodeBatchWorkerFunction": {"rewards", "campaigns"},
     "ReservationSweeperFunction": {"rewards"},
     "CampaignsApiFunction": {"campaigns", "rewards"},  # grants are rewards' items
     "TaskTriggerFunction": {"campaigns", "rewards"},
