@@ -347,9 +347,9 @@ def test_the_sweeper_function_expires_due_reservations(apis, stack):
     # Given the reservation's expiry has passed (it and its pointer moved back in time, as the clock would move on)
     table, record = dal.dynamo.table(), dal.get_reservation(SCOPE, "r1")
     past = clock.iso(clock.now() - timedelta(minutes=5))
-    pointer = table.get_item(Key=dal.sweep_key(SCOPE, "r1", record["expires_at"]))["Item"]
-    table.delete_item(Key=dal.sweep_key(SCOPE, "r1", record["expires_at"]))
-    table.put_item(Item={**pointer, **dal.sweep_key(SCOPE, "r1", past), "expires_at": past})
+    pointer = table.get_item(Key=dal.sweep_key(SCOPE, record))["Item"]
+    table.delete_item(Key=dal.sweep_key(SCOPE, record))
+    table.put_item(Item={**pointer, **dal.sweep_key(SCOPE, {**record, "expires_at": past}), "expires_at": past})
     table.update_item(Key=dal.reservation_key(SCOPE, "r1"), UpdateExpression="SET expires_at = :p",
                       ExpressionAttributeValues={":p": past})
 

@@ -29,6 +29,7 @@ from typing import Any
 from boto3.dynamodb.conditions import ConditionExpressionBuilder, Key
 
 from marketing.core import aws
+from marketing.core.dynamo import INDEX_KEYS, TABLE_KEY
 from marketing.core.errors import BadRequest
 
 MAX_LIMIT = 100
@@ -137,3 +138,77 @@ def query_page(
         kwargs["ExclusiveStartKey"] = start
     answer = table.query(**kwargs)
     return answer.get("Items", []), encode(answer.get("LastEvaluatedKey"), query=query, partition=partition)
+
+
+def merged_page(
+    table,
+    *,
+    partitions: list[dict[str, str]],
+    index: str,
+    limit: int,
+    next_token: str | None,
+    newest_first: bool = False,
+    filter_expression: Any = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a write-sharded listing: the same Query over each of `partitions` (one equality each, on
+    `index`, whose sort key orders the listing), merged in that order. The token holds each partition's own
+    cursor (its last key handed out, or `null` once it is exhausted) and is signed like `query_page`'s.
+
+    An item is handed out only when no partition that has more could still hold one before it: a filtered
+    partition stops at its `LastEvaluatedKey`, and nothing past the furthest such stop is taken, so the merge
+    never skips or repeats an item however the filters thin the partitions."""
+    sort_attr = INDEX_KEYS[index][1]
+    key_attrs = (*TABLE_KEY, *INDEX_KEYS[index])
+    query = _describe(None, index, newest_first, filter_expression) + "#merged"
+    bound = {"partitions": json.dumps(partitions, sort_keys=True)}
+    started = _decode_cursors(next_token, query=query, partition=bound, count=len(partitions))
+    cursors = list(started)
+    read: list[tuple[int, dict[str, Any]]] = []
+    stops: list[str] = []
+    for n, (partition, cursor) in enumerate(zip(partitions, started, strict=True)):
+        if cursor is None:
+            continue  # exhausted on an earlier page
+        (attr, value), = partition.items()
+        kwargs: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": Key(attr).eq(value),
+                                  "Limit": max(1, min(limit, MAX_LIMIT)), "ScanIndexForward": not newest_first}
+        if filter_expression is not None:
+            kwargs["FilterExpression"] = filter_expression
+        if cursor:
+            kwargs["ExclusiveStartKey"] = {**cursor, **partition}
+        answer = table.query(**kwargs)
+        read += [(n, item) for item in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        cursors[n] = {k: v for k, v in last.items() if k != attr} if last else None
+        if last:
+            stops.append(last[sort_attr])
+    read.sort(key=lambda pair: pair[1][sort_attr], reverse=newest_first)
+    # A partition with more stopped at its last key read; what it has not read sorts after that key. So an
+    # item sorting after the earliest such stop could follow an unread one: it waits for the next page.
+    frontier = (max(stops) if newest_first else min(stops)) if stops else None
+    page: list[tuple[int, dict[str, Any]]] = []
+    for n, item in read:
+        before = frontier is None or (item[sort_attr] >= frontier if newest_first else item[sort_attr] <= frontier)
+        if len(page) == limit or not before:
+            break
+        page.append((n, item))
+    handed = {n: item for n, item in page}  # each partition's last item handed out
+    for n in {n for n, _ in read[len(page):]}:  # partitions with items left waiting resume after their last one
+        cursors[n] = {k: handed[n][k] for k in key_attrs if k not in partitions[n]} if n in handed else started[n]
+    more = any(c is not None for c in cursors)
+    return [item for _, item in page], _encode_cursors(cursors, query=query, partition=bound) if more else None
+
+
+def _encode_cursors(cursors: list[dict[str, Any] | None], *, query: str, partition: dict[str, str]) -> str:
+    key = _b64(json.dumps(cursors, separators=(",", ":"), sort_keys=True, default=str).encode())
+    return f"{key}.{_mac(query, partition, key)}"
+
+
+def _decode_cursors(token: str | None, *, query: str, partition: dict[str, str],
+                    count: int) -> list[dict[str, Any] | None]:
+    """Each partition's cursor: `{}` not started, a key to resume after, None exhausted."""
+    if not token:
+        return [{} for _ in range(count)]
+    key, _, mac = token.partition(".")
+    if not hmac.compare_digest(mac.encode("utf-8", "replace"), _mac(query, partition, key).encode()):
+        raise BadRequest("next_token does not belong to this query", details=[{"field": "next_token"}])
+    return json.loads(_unb64(key))  # signed by us: our own JSON

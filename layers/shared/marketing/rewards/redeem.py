@@ -335,19 +335,20 @@ def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
             allowance = dal.take_allowance(t, item["reward_id"], user, 1, limit) if limit is not None else None
             try:
                 dal.redeem(t, code, user, stamp, grant,
-                           dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued"),
-                           reward["version"], allowance)
+                           dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued",
+                                          version=reward["version"]),
+                           allowance)
                 return grant
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
                     _refuse(_code(t, code), user, stamp)
                     raise CodeUsed("the code was redeemed already") from failed
-                if failed.failed(2):
-                    break  # the reward changed: read it again
-                if failed.failed(4):
+                if failed.failed(3):
                     raise PerUserLimitReached(f"user {user} reached the limit of {limit}") from failed
                 if not failed.failed(1):
                     raise
+                if failed.moved(1, reward["version"]):
+                    break  # the reward changed (its shard holds a newer version than the cached one): read it again
         else:
             raise OutOfStock("the code's reward is out of stock")
     raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
