@@ -343,12 +343,12 @@ def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
                 if failed.failed(0):
                     _refuse(_code(t, code), user, stamp)
                     raise CodeUsed("the code was redeemed already") from failed
+                if failed.failed(1) and failed.moved(1, reward["version"]):
+                    break  # the reward changed (its shard holds a newer version than the cached one): read it again
                 if failed.failed(3):
                     raise PerUserLimitReached(f"user {user} reached the limit of {limit}") from failed
                 if not failed.failed(1):
                     raise
-                if failed.moved(1, reward["version"]):
-                    break  # the reward changed (its shard holds a newer version than the cached one): read it again
         else:
             raise OutOfStock("the code's reward is out of stock")
     raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")

@@ -185,12 +185,12 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
                     return _existing_reservation(dal.get_reservation(t, res_id), res_id, reward_id, user_id), False
+                if failed.failed(1) and failed.moved(1, reward["version"]):
+                    break  # the reward changed or went (its shard holds a newer version): read it again
                 if limit is not None and failed.failed(2):
                     raise PerUserLimitReached(f"user {user_id} reached the limit of {limit}") from failed
                 if not failed.failed(1):
                     raise
-                if failed.moved(1, reward["version"]):
-                    break  # the reward changed or went (its shard holds a newer version): read it again
         else:
             raise OutOfStock(f"reward {reward_id} has not {quantity} left in stock")
     raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
