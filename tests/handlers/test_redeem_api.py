@@ -370,7 +370,8 @@ def test_a_redemption_with_a_cached_reward_that_was_edited_reads_it_again(apis, 
     assert redeem(redeem_api, a, "u1")[0] == 200
     # When an admin raises the limit to 2 (the shards' version moves), the same user redeems again
     status, _ = call(rewards_api, "PUT", f"/v1/rewards/{reward_id}", "/v1/rewards/{reward_id}",
-                     body={"name": "VIP month", "reward_type": "VIP_CARD", "content": {"days": 30}, "per_user_limit": 2})
+                     body={"name": "VIP month", "reward_type": "VIP_CARD", "content": {"days": 30},
+                           "per_user_limit": 2})
     assert status == 200
     # Then the shard refuses the cached version, the reward is read again and the new limit applies
     assert redeem(redeem_api, b, "u1")[0] == 200
