@@ -333,6 +333,16 @@ def test_reservations_and_the_sweeper_never_touch_the_reward_item(stack, monkeyp
     assert touched and reward_key not in touched
     assert {pk.split("#")[-2] for pk, _ in touched if "#STOCK#" in pk} == {"STOCK"}
     assert stock(reward_id) == {"total": 40, "available": 39, "reserved": 0, "issued": 1}
+    # And the reward's reservations, indexed per shard, page as one listing, newest first
+    seen, token = [], None
+    while True:
+        page = service.list_reservations(CALLER, reward_id, None, None, 2, token)
+        seen += [r.reservation_id for r in page.items]
+        if not (token := page.next_token):
+            break
+    assert sorted(seen) == [f"r{n}" for n in range(6)] and len(seen) == 6
+    created = [dal.get_reservation(f"{T}#A#app1", r)["created_at"] for r in seen]
+    assert created == sorted(created, reverse=True)
 
 
 def test_an_edit_or_a_delete_moves_the_version_on_every_shard(stack):
