@@ -51,7 +51,7 @@ def _flash_sale() -> tuple[list[tuple[str, tuple, dict]], dict[tuple, dict], flo
             total_stock=RESERVATIONS, per_user_limit=1, shards=SHARDS))
         with recording_touches(dal.dynamo.client()) as recorded:
             for n in range(RESERVATIONS):
-                service.reserve(SERVICE, reward_id=reward.reward_id, user_id=f"u{n}", quantity=1, expire_minutes=1,
+                service.reserve(SERVICE, reward_id=reward.reward_id, user_id=f"u{n}", quantity=1, expire_minutes=60,
                                 reservation_id=f"r{n}")
             touches += [("reserve", key, indexed) for _, (key, indexed) in recorded]
             recorded.clear()
@@ -59,7 +59,7 @@ def _flash_sale() -> tuple[list[tuple[str, tuple, dict]], dict[tuple, dict], flo
                 service.confirm(SERVICE, f"r{n}")
             touches += [("confirm", key, indexed) for _, (key, indexed) in recorded]
             recorded.clear()
-            later = clock.now() + timedelta(minutes=2)
+            later = clock.now() + timedelta(minutes=61)
             real = service.now_iso
             service.now_iso = lambda: clock.iso(later)  # the sweeper runs after every reservation's expiry
             try:
