@@ -143,6 +143,9 @@ def query_page(
     return answer.get("Items", []), encode(answer.get("LastEvaluatedKey"), query=query, partition=partition)
 
 
+MERGE_ROUNDS = 4  # a filtered merged page reads at most this many rounds of its partitions to fill itself
+
+
 def merged_page(
     table,
     *,
@@ -156,22 +159,37 @@ def merged_page(
     """One page of a write-sharded listing: the same Query over each of `partitions` (one equality each, on
     `index`, whose sort key orders the listing), merged in that order. The token holds each partition's own
     cursor (its last key handed out, or `null` once it is exhausted) and is signed like `query_page`'s.
-
-    An item is handed out only when no partition that has more could still hold one before it: a filtered
-    partition stops at its `LastEvaluatedKey`, and nothing past the furthest such stop is taken, so the merge
-    never skips or repeats an item however the filters thin the partitions."""
+    A filter may thin a round's reads: the page reads again (up to MERGE_ROUNDS) until it is full."""
     limit = max(1, min(limit, MAX_LIMIT))
-    sort_attr = INDEX_KEYS[index][1]
-    key_attrs = (*TABLE_KEY, *INDEX_KEYS[index])
     query = _describe(None, index, newest_first, filter_expression) + "#merged"
     bound = {"partitions": json.dumps(partitions, sort_keys=True)}
-    started = _decode_cursors(next_token, query=query, partition=bound, count=len(partitions))
+    cursors = _decode_cursors(next_token, query=query, partition=bound, count=len(partitions))
+    page: list[dict[str, Any]] = []
+    for _ in range(MERGE_ROUNDS):
+        items, cursors = _merge_round(table, partitions, cursors, index=index, limit=limit - len(page),
+                                      newest_first=newest_first, filter_expression=filter_expression)
+        page += items
+        if len(page) == limit or all(c is None for c in cursors):
+            break
+    more = any(c is not None for c in cursors)
+    return page, _encode_cursors(cursors, query=query, partition=bound) if more else None
+
+
+def _merge_round(table, partitions: list[dict[str, str]], started: list[dict[str, Any] | None], *, index: str,
+                 limit: int, newest_first: bool, filter_expression: Any):
+    """Up to `limit` items in order from one read of each partition, and the cursors after them.
+
+    An item is handed out only when no partition that has more could still hold one before it: a filtered
+    partition stops at its `LastEvaluatedKey`, and nothing past the earliest such stop is taken, so the merge
+    never skips or repeats an item however the filters thin the partitions."""
+    sort_attr = INDEX_KEYS[index][1]
+    key_attrs = (*TABLE_KEY, *INDEX_KEYS[index])
     cursors = list(started)
     read: list[tuple[int, dict[str, Any]]] = []
     stops: list[str] = []
     for n, (partition, cursor) in enumerate(zip(partitions, started, strict=True)):
         if cursor is None:
-            continue  # exhausted on an earlier page
+            continue  # exhausted
         (attr, value), = partition.items()
         kwargs: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": Key(attr).eq(value),
                                   "Limit": limit, "ScanIndexForward": not newest_first}
@@ -187,7 +205,7 @@ def merged_page(
             stops.append(last[sort_attr])
     read.sort(key=lambda pair: pair[1][sort_attr], reverse=newest_first)
     # A partition with more stopped at its last key read; what it has not read sorts after that key. So an
-    # item sorting after the earliest such stop could follow an unread one: it waits for the next page.
+    # item sorting after the earliest such stop could follow an unread one: it waits for the next round.
     frontier = (max(stops) if newest_first else min(stops)) if stops else None
     page: list[tuple[int, dict[str, Any]]] = []
     for n, item in read:
@@ -198,8 +216,7 @@ def merged_page(
     handed = {n: item for n, item in page}  # each partition's last item handed out
     for n in {n for n, _ in read[len(page):]}:  # partitions with items left waiting resume after their last one
         cursors[n] = {k: handed[n][k] for k in key_attrs if k not in partitions[n]} if n in handed else started[n]
-    more = any(c is not None for c in cursors)
-    return [item for _, item in page], _encode_cursors(cursors, query=query, partition=bound) if more else None
+    return [item for _, item in page], cursors
 
 
 def _encode_cursors(cursors: list[dict[str, Any] | None], *, query: str, partition: dict[str, str]) -> str:
