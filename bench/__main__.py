@@ -7,8 +7,8 @@ import sys
 import time
 
 # One module per suite; each exposes `run() -> list[str]` (lines to print).
-SUITES = ["bench.imports", "bench.requests", "bench.tracking", "bench.cps",
-          "bench.rewards", "bench.campaigns", "bench.stats"]
+SUITES = ["bench.imports", "bench.requests", "bench.tracking", "bench.cps", "bench.rewards", "bench.contention",
+          "bench.campaigns", "bench.stats"]
 
 
 def main(selected: list[str]) -> None:

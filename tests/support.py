@@ -163,3 +163,48 @@ def seed_campaign(tenant: str = "t1", app: str = "app1", campaign_id: str = "c1"
     dynamo.table().put_item(Item={**campaign_key(scope_of(tenant, app), campaign_id), "campaign_id": campaign_id,
                                   "name": campaign_id, "status": "ACTIVE"})
     return campaign_id
+# --- which items a DynamoDB request writes or condition-checks (tests and bench/contention.py) ---
+_WRITES = {"TransactWriteItems", "UpdateItem", "PutItem", "DeleteItem", "BatchWriteItem"}
+
+
+def _key(attrs: dict) -> tuple[str, str]:
+    return attrs["pk"]["S"], attrs["sk"]["S"]
+
+
+def touched_items(operation: str, body: dict) -> list[tuple[tuple[str, str], dict]]:
+    """Each item a write request touches, as ((pk, sk), index partitions it is written under), from the
+    request's wire body (low-level typed JSON). Index partitions are known for puts only."""
+    if operation not in _WRITES:
+        return []
+    actions: list[tuple[str, dict]] = []
+    if operation == "TransactWriteItems":
+        actions = [next(iter(a.items())) for a in body["TransactItems"]]
+    elif operation == "BatchWriteItem":
+        actions = [("Put", r["PutRequest"]) if "PutRequest" in r else ("Delete", r["DeleteRequest"])
+                   for requests in body["RequestItems"].values() for r in requests]
+    else:
+        actions = [(operation.removesuffix("Item"), body)]
+    touched = []
+    for kind, action in actions:
+        item = action.get("Item") or action["Key"]
+        if "pk" not in item:  # another table (idempotency records)
+            continue
+        indexed = {name: value["S"] for name, value in item.items() if name.endswith("pk") and name != "pk"}
+        touched.append((_key(item), indexed if kind == "Put" else {}))
+    return touched
+
+
+@contextmanager
+def recording_touches(client) -> Iterator[list[tuple[str, tuple[tuple[str, str], dict]]]]:
+    """Every (operation, touched item) of the DynamoDB requests `client` sends inside the block."""
+    touches: list = []
+
+    def record(model, params, **_):
+        body = json.loads(params.get("body") or b"{}")
+        touches.extend((model.name, item) for item in touched_items(model.name, body))
+
+    client.meta.events.register("before-call.dynamodb", record)
+    try:
+        yield touches
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", record)

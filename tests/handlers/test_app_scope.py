@@ -263,10 +263,11 @@ def test_the_sweeper_expires_each_apps_reservation_in_its_own_app(fns, stack):
     for app in rewards:
         scope = f"t1#A#{app}"
         record = rewards_dal.get_reservation(scope, "r1")
-        pointer = table.get_item(Key=rewards_dal.sweep_key(scope, "r1", record["expires_at"]))["Item"]
+        pointer = table.get_item(Key=rewards_dal.sweep_key(scope, record))["Item"]
         assert pointer["scope"] == scope
-        table.delete_item(Key=rewards_dal.sweep_key(scope, "r1", record["expires_at"]))
-        table.put_item(Item={**pointer, **rewards_dal.sweep_key(scope, "r1", past), "expires_at": past})
+        table.delete_item(Key=rewards_dal.sweep_key(scope, record))
+        moved = {**record, "expires_at": past}
+        table.put_item(Item={**pointer, **rewards_dal.sweep_key(scope, moved), "expires_at": past})
         table.update_item(Key=rewards_dal.reservation_key(scope, "r1"), UpdateExpression="SET expires_at = :p",
                           ExpressionAttributeValues={":p": past})
     # When the sweeper runs, then each expires in its own app and each reward has its stock back

@@ -376,9 +376,9 @@ def test_the_sweeper_function_expires_due_reservations(apis, stack):
     # Given the reservation's expiry has passed (it and its pointer moved back in time, as the clock would move on)
     table, record = dal.dynamo.table(), dal.get_reservation(SCOPE, "r1")
     past = clock.iso(clock.now() - timedelta(minutes=5))
-    pointer = table.get_item(Key=dal.sweep_key(SCOPE, "r1", record["expires_at"]))["Item"]
-    table.delete_item(Key=dal.sweep_key(SCOPE, "r1", record["expires_at"]))
-    table.put_item(Item={**pointer, **dal.sweep_key(SCOPE, "r1", past), "expires_at": past})
+    pointer = table.get_item(Key=dal.sweep_key(SCOPE, record))["Item"]
+    table.delete_item(Key=dal.sweep_key(SCOPE, record))
+    table.put_item(Item={**pointer, **dal.sweep_key(SCOPE, {**record, "expires_at": past}), "expires_at": past})
     table.update_item(Key=dal.reservation_key(SCOPE, "r1"), UpdateExpression="SET expires_at = :p",
                       ExpressionAttributeValues={":p": past})
 
@@ -388,3 +388,23 @@ def test_the_sweeper_function_expires_due_reservations(apis, stack):
     assert stock == {"total": 5, "available": 5, "reserved": 0, "issued": 0}
     confirm = call(rewards_api, "POST", "/v1/inventory/r1/confirm", "/v1/inventory/{reservation_id}/confirm")
     assert (confirm[0], confirm[1]["error"]["code"]) == (409, "RESERVATION_CLOSED")
+
+
+def test_a_redemption_with_a_cached_reward_that_was_edited_reads_it_again(apis, stack):
+    # Given a flash-sale reward (4 shards, one per user) that the redeem container has cached by redeeming
+    rewards_api, redeem_api = apis
+    reward_id = new_reward(rewards_api, shards=4, per_user_limit=1)
+    batch = new_batch(redeem_api, reward_id, count=4)
+    a, b, c, _ = exported_codes(stack, export(redeem_api, batch["batch_id"])[1])
+    assert redeem(redeem_api, a, "u1")[0] == 200
+    # When an admin raises the limit to 2 (the shards' version moves), the same user redeems again
+    status, _ = call(rewards_api, "PUT", f"/v1/rewards/{reward_id}", "/v1/rewards/{reward_id}",
+                     body={"name": "VIP month", "reward_type": "VIP_CARD", "content": {"days": 30},
+                           "per_user_limit": 2})
+    assert status == 200
+    # Then the shard refuses the cached version, the reward is read again and the new limit applies
+    assert redeem(redeem_api, b, "u1")[0] == 200
+    assert redeem(redeem_api, c, "u1")[1]["error"]["code"] == "PER_USER_LIMIT_REACHED"
+    # And once deleted, nothing more is redeemed
+    assert call(rewards_api, "DELETE", f"/v1/rewards/{reward_id}", "/v1/rewards/{reward_id}")[0] == 204
+    assert redeem(redeem_api, c, "u2")[0] == 404

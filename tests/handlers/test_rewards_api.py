@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from marketing.core.identity import Caller, Role
-from marketing.rewards import api
+from marketing.rewards import api, dal
 from tests.support import Function, body_of, claims, http_event, sample_event, seed_campaign
 
 T = "t1"
@@ -265,3 +265,72 @@ def test_sample_events_run(rewards_api):
     assert rewards_api(sample_event("rewards_api/create_reward.json"))["statusCode"] == 201
     assert rewards_api(sample_event("rewards_api/get_reward.json"))["statusCode"] == 404
     assert rewards_api(sample_event("rewards_api/list_grants.json"))["statusCode"] == 200
+
+
+def _shown(token: str | None) -> str:
+    """What a page token lets its holder read: its signed key, decoded."""
+    if token is None:
+        return ""
+    key = token.partition(".")[0]
+    return base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)).decode()
+
+
+def test_a_users_own_listing_never_walks_or_names_another_users_items(rewards_api):
+    # Given alice holds many grants and reservations of a reward, and mallory two of each, alice's the newest
+    mallory = claims(T, "mallory", "[user]")
+    reward_id = create(rewards_api, total_stock=100, per_user_limit=50)["reward_id"]
+    for user, count in (("mallory", 2), ("alice", 5)):
+        for n in range(count):
+            api.create_grant(CALLER, grant_id=f"{user}-g{n}", reward_id=reward_id, user_id=user, status="PENDING")
+            api.reserve(CALLER, reward_id=reward_id, user_id=user, quantity=1, expire_minutes=5,
+                        reservation_id=f"{user}-r{n}")
+    # When mallory pages through her own grants and reservations one at a time
+    listings = (("/v1/reward-grants", {"user_id": "mallory"}, "grant_id"),
+                ("/v1/inventory/reservations", {"reward_id": reward_id, "user_id": "mallory"}, "reservation_id"))
+    for path, query, id_field in listings:
+        seen, token = [], None
+        for _ in range(4):
+            status, page = call(rewards_api, "GET", path, path, who=mallory,
+                                query={**query, "limit": "1", **({"next_token": token} if token else {})})
+            assert status == 200, page
+            seen += [item[id_field] for item in page["items"]]
+            # Then no page and no token names one of alice's items
+            assert "alice" not in _shown(page["next_token"]), _shown(page["next_token"])
+            token = page["next_token"]
+            if token is None:
+                break
+        assert sorted(seen) == [f"mallory-{id_field[0]}{n}" for n in range(2)]
+
+
+def test_the_tenants_grants_merge_their_index_shards_newest_first_without_gap_or_repeat(rewards_api):
+    # Given 23 grants spread over the grant index's shards, one in three USED
+    reward_id = create(rewards_api)["reward_id"]
+    for n in range(23):
+        api.create_grant(CALLER, grant_id=f"g{n:02d}", reward_id=reward_id, user_id=f"u{n % 4}",
+                         status="USED" if n % 3 == 0 else "PENDING")
+    shards = {dal.grant_item("t1#A#app1", {"grant_id": f"g{n:02d}", "created_at": "x", "user_id": "u"})["gsi1pk"]
+              for n in range(23)}
+    assert len(shards) > 4
+    expected = [g["grant_id"] for g in sorted(
+        (dal.get_grant("t1#A#app1", f"g{n:02d}") for n in range(23)),
+        key=lambda g: (g["created_at"], g["grant_id"]), reverse=True)]
+    # When the admin pages through all of them, and through the USED ones, 4 at a time
+    for query, want in (({}, expected), ({"status": "USED"}, [g for g in expected if int(g[1:]) % 3 == 0])):
+        seen, token = [], None
+        for _ in range(30):
+            status, page = call(rewards_api, "GET", "/v1/reward-grants", "/v1/reward-grants",
+                                query={**query, "limit": "4", **({"next_token": token} if token else {})})
+            assert status == 200 and len(page["items"]) <= 4, page
+            seen += [g["grant_id"] for g in page["items"]]
+            token = page["next_token"]
+            if token is None:
+                break
+        # Then every grant comes once, newest first
+        assert seen == want
+    # And a token is signed: altered, it is a 400 naming next_token
+    _, page = call(rewards_api, "GET", "/v1/reward-grants", "/v1/reward-grants", query={"limit": "2"})
+    key, _, mac = page["next_token"].partition(".")
+    altered = base64.urlsafe_b64encode(_shown(page["next_token"]).replace("g", "h").encode()).decode().rstrip("=")
+    status, error = call(rewards_api, "GET", "/v1/reward-grants", "/v1/reward-grants",
+                         query={"limit": "2", "next_token": f"{altered}.{mac}"})
+    assert status == 400 and error["error"]["details"] == [{"field": "next_token"}], error

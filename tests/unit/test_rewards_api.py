@@ -14,7 +14,8 @@ from marketing.core.errors import Conflict, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.rewards import api, dal, service
 from marketing.rewards.errors import OutOfStock, PerUserLimitReached, ReservationClosed, RewardNotFound
-from marketing.rewards.models import RewardIn
+from marketing.rewards.models import RewardFields, RewardIn
+from tests.support import recording_touches
 
 T = "t1"
 ADMIN = Caller(sub="ops", tenant_id=T, app_id="app1", roles=frozenset({Role.ADMIN}))
@@ -312,3 +313,61 @@ def test_an_out_of_stock_reservation_costs_the_reward_read_and_one_transaction(s
     # and a repeat of the first is still answered with its reservation (the same transaction says so)
     assert api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5,
                        reservation_id="r-1")["status"] == "PENDING"
+
+
+def test_reservations_and_the_sweeper_never_touch_the_reward_item(stack, monkeypatch):
+    # Given a flash-sale reward over 4 shards with a per-user limit
+    reward_id = make_reward(total_stock=40, per_user_limit=3, shards=4)
+    reward_key = (dal.reward_key(f"{T}#A#app1", reward_id)["pk"], "REWARD")
+    # When reservations are made, confirmed, cancelled and swept
+    with recording_touches(dal.dynamo.client()) as touches:
+        for n in range(6):
+            api.reserve(CALLER, reward_id=reward_id, user_id=f"u{n % 2}", quantity=1, expire_minutes=1,
+                        reservation_id=f"r{n}")
+        api.confirm(CALLER, "r0")
+        api.cancel(CALLER, "r1")
+        after_expiry(monkeypatch)
+        assert service.sweep() == 4
+    # Then every write and condition check landed on shards, allowances, reservations and pointers only
+    touched = {key for _, (key, _) in touches}
+    assert touched and reward_key not in touched
+    assert {pk.split("#")[-2] for pk, _ in touched if "#STOCK#" in pk} == {"STOCK"}
+    assert stock(reward_id) == {"total": 40, "available": 39, "reserved": 0, "issued": 1}
+    # And the reward's reservations, indexed per shard, page as one listing, newest first
+    seen, token = [], None
+    while True:
+        page = service.list_reservations(CALLER, reward_id, None, None, 2, token)
+        seen += [r.reservation_id for r in page.items]
+        if not (token := page.next_token):
+            break
+    assert sorted(seen) == [f"r{n}" for n in range(6)] and len(seen) == 6
+    created = [dal.get_reservation(f"{T}#A#app1", r)["created_at"] for r in seen]
+    assert created == sorted(created, reverse=True)
+
+
+def test_an_edit_or_a_delete_moves_the_version_on_every_shard(stack):
+    # Given a reward over 3 shards, read at version 1
+    reward_id = make_reward(total_stock=30, shards=3)
+    scope = f"{T}#A#app1"
+    seen = dal.get_reward(scope, reward_id)
+    record = {"reservation_id": "r-stale", "reward_id": reward_id, "user_id": "u1", "quantity": 1, "shard": 2,
+              "status": "PENDING", "expires_at": "2999-01-01T00:00:00.000Z", "created_at": "2026-01-01T00:00:00.000Z",
+              "limited": True, "counted": False, "sweep_partition": 0}
+    # When it is edited
+    service.update_reward(ADMIN, reward_id, RewardFields(name="Gift 2", reward_type="COUPON",
+                                                         content={"discount_type": "AMOUNT", "discount_value": 5}))
+    # Then every shard holds version 2, a reservation relying on version 1 is refused for its version (not its
+    # stock), and the service reads the reward again and reserves
+    assert {s["version"] for s in dal.get_shards(scope, [seen])[reward_id]} == {2}
+    with pytest.raises(dal.ConditionFailed) as refused:
+        dal.reserve(scope, record, reward_version=seen["version"], limited=True, per_user_limit=None)
+    assert refused.value.moved(1, seen["version"])
+    fresh = api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r1")
+    assert fresh["status"] == "PENDING"
+    # And once deleted, nothing is reserved with the last version either
+    current = dal.get_reward(scope, reward_id)
+    service.delete_reward(ADMIN, reward_id)
+    with pytest.raises(dal.ConditionFailed):
+        dal.reserve(scope, record, reward_version=current["version"], limited=True, per_user_limit=None)
+    with pytest.raises(RewardNotFound):
+        api.reserve(CALLER, reward_id=reward_id, user_id="u1", quantity=1, expire_minutes=5, reservation_id="r2")

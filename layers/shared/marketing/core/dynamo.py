@@ -84,7 +84,7 @@ def batch_get(keys: list[dict[str, str]], *, consistent: bool = False) -> list[d
 # Key attributes of the table and of its indexes, as template.yaml defines them (tests/unit/test_template.py
 # checks they match).
 TABLE_KEY = ("pk", "sk")
-INDEX_KEYS = {"gsi1": ("gsi1pk", "gsi1sk")}
+INDEX_KEYS = {"gsi1": ("gsi1pk", "gsi1sk"), "gsi2": ("gsi2pk", "gsi2sk")}
 TABLE_KEYS = frozenset(TABLE_KEY).union(*INDEX_KEYS.values())
 
 

@@ -1,12 +1,16 @@
 """DynamoDB access for rewards. Keys (see docs/data-model.md):
 
     reward               pk T#{s}#REWARD#{rid}            sk REWARD      gsi1 T#{s}#REWARDS / {created_at}#{rid}
-    stock shard i        pk T#{s}#REWARD#{rid}#STOCK#{i}  sk STOCK       available (limited only), reserved, issued
+    stock shard i        pk T#{s}#REWARD#{rid}#STOCK#{i}  sk STOCK       available (limited only), reserved, issued,
+                                                                          version (the reward's, moved with it)
     user's allowance     pk T#{s}#REWARD#{rid}#U#{user}   sk LIMIT       taken
-    reservation          pk T#{s}#RES#{id}                sk RES         gsi1 T#{s}#REWARD#{rid}#RES / {created_at}#{id}
+    reservation          pk T#{s}#RES#{id}                sk RES         gsi1 T#{s}#REWARD#{rid}#RES#{shard} /
+                                                                               {created_at}#{id}
+                                                                          gsi2 T#{s}#REWARD#{rid}#U#{user}#RES / same
     expiry pointer       pk SWEEP#RES#{n}                 sk {expires_at}#{s}#{id}   (pending reservations only;
                                                                           holds what their release needs)
-    grant                pk T#{s}#GRANT#{gid}             sk GRANT       gsi1 T#{s}#GRANTS / {created_at}#{gid}
+    grant                pk T#{s}#GRANT#{gid}             sk GRANT       gsi1 T#{s}#GRANTS#{n} / {created_at}#{gid}
+                                                                          gsi2 T#{s}#U#{user}#GRANTS / same
     grant's code         pk T#{s}#GRANT#{gid}             sk CODE
     code key + sequence  pk T#{s}#CODES                   sk KEY
     batch                pk T#{s}#BATCH#{bid}             sk BATCH       gsi1 T#{s}#REWARD#{rid}#BATCHES / ...
@@ -15,10 +19,17 @@
 
 `{s}` is the scope of the caller, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item
 belongs to one app of one tenant.
+
+Hot keys (docs/data-model.md, "Hot keys and limits"): reserve, redeem, confirm, cancel and the sweeper touch
+only the stock shard, the user's allowance, the code, the reservation and its expiry pointer, never the reward
+item (its version lives on every shard too). The expiry pointers spread over `SWEEP_PARTITIONS` partitions,
+reservations of a reward over one index partition per stock shard, and the tenant's grants over
+`GRANT_INDEX_SHARDS` index partitions, merged on read. A user's own listings read that user's gsi2 partition.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import zlib
 from collections.abc import Iterable
@@ -30,20 +41,37 @@ from botocore.exceptions import ClientError
 from marketing.core import dynamo, pagination
 from marketing.core.errors import Conflict
 
-SWEEP_PARTITIONS = 4
+# Enough expiry-pointer partitions for 10,000 reservations/s: each reservation puts and later deletes its
+# pointer in transactions (2 write units each), about 40,000 units/s over partitions of 1,000. Only ever raise
+# it: a reservation keeps its partition, and the sweeper reads partitions 0..n-1.
+DEFAULT_SWEEP_PARTITIONS = 64
+# The tenant grant index, write-sharded: 16 partitions take 16,000 grants/s, merged on read. Fixed: the
+# listing reads exactly these partitions.
+GRANT_INDEX_SHARDS = 16
 # A reservation's fields its release needs: its expiry pointer carries them, so the sweeper never reads it.
-RELEASE_FIELDS = ("reservation_id", "reward_id", "user_id", "shard", "quantity", "limited", "counted", "expires_at")
+RELEASE_FIELDS = ("reservation_id", "reward_id", "user_id", "shard", "quantity", "limited", "counted", "expires_at",
+                  "sweep_partition")
+
+
+def sweep_partitions() -> int:
+    return int(os.environ.get("SWEEP_PARTITIONS", DEFAULT_SWEEP_PARTITIONS))
 
 
 class ConditionFailed(Exception):
     """A conditional write or transaction was refused; `reasons` has one code per action (transactions)."""
 
-    def __init__(self, reasons: list[str] | None = None):
+    def __init__(self, reasons: list[str] | None = None, old: list[dict | None] | None = None):
         super().__init__(reasons)
         self.reasons = reasons or ["ConditionalCheckFailed"]
+        self.old = old or []  # per action, the item as it was where the action asked for it (ALL_OLD)
 
     def failed(self, position: int) -> bool:
         return len(self.reasons) > position and self.reasons[position] == "ConditionalCheckFailed"
+
+    def moved(self, position: int, version: int) -> bool:
+        """The stock shard at `position` refused for the reward's version, not for its stock."""
+        old = self.old[position] if len(self.old) > position else None
+        return old is None or old.get("version", {}).get("N") != str(version)
 
 
 # --- keys ---
@@ -63,8 +91,31 @@ def reservation_key(t: str, res_id: str) -> dict:
     return {"pk": f"T#{t}#RES#{res_id}", "sk": "RES"}
 
 
-def sweep_key(t: str, res_id: str, expires_at: str) -> dict:
-    return {"pk": f"SWEEP#RES#{hash_of(res_id) % SWEEP_PARTITIONS}", "sk": f"{expires_at}#{t}#{res_id}"}
+def sweep_partition(res_id: str) -> int:
+    return hash_of(res_id) % sweep_partitions()
+
+
+def sweep_key(t: str, r: dict) -> dict:
+    """A reservation's expiry pointer, in the partition the reservation recorded when it was made."""
+    partition = r.get("sweep_partition")
+    partition = sweep_partition(r["reservation_id"]) if partition is None else partition
+    return {"pk": f"SWEEP#RES#{partition}", "sk": f"{r['expires_at']}#{t}#{r['reservation_id']}"}
+
+
+def grants_partition(t: str, shard: int) -> str:
+    return f"T#{t}#GRANTS#{shard}"
+
+
+def user_grants_partition(t: str, user: str) -> str:
+    return f"T#{t}#U#{user}#GRANTS"
+
+
+def reservations_partition(t: str, rid: str, shard: int) -> str:
+    return f"T#{t}#REWARD#{rid}#RES#{shard}"
+
+
+def user_reservations_partition(t: str, rid: str, user: str) -> str:
+    return f"T#{t}#REWARD#{rid}#U#{user}#RES"
 
 
 def grant_key(t: str, gid: str, sk: str = "GRANT") -> dict:
@@ -104,7 +155,8 @@ def transact(actions: list[dict]) -> None:
         reasons = dynamo.cancellation_reasons(exc)
         if "ConditionalCheckFailed" not in reasons:
             raise Conflict("the reward is busy; try again", code="BUSY") from exc
-        raise ConditionFailed(reasons) from exc
+        old = [r.get("Item") for r in exc.response.get("CancellationReasons", [])]
+        raise ConditionFailed(reasons, old) from exc
 
 
 def _get(key: dict, consistent: bool = True) -> dict | None:
@@ -126,7 +178,7 @@ def _shard_shares(total: int | None, shards: int) -> list[int | None]:
 def create_reward(t: str, reward: dict[str, Any]) -> list[dict]:
     """The reward and its stock shards, all or nothing; answers the shards as written."""
     rid = reward["reward_id"]
-    shards = [_present({"available": share, "reserved": 0, "issued": 0})
+    shards = [_present({"available": share, "reserved": 0, "issued": 0, "version": reward["version"]})
               for share in _shard_shares(reward.get("total_stock"), reward["shards"])]
     actions: list[dict] = [{"Put": {
         "Item": {**reward_key(t, rid), "gsi1pk": f"T#{t}#REWARDS", "gsi1sk": f"{reward['created_at']}#{rid}",
@@ -158,33 +210,37 @@ def list_rewards(t: str, limit: int, next_token: str | None) -> tuple[list[dict]
     return [strip(i) for i in items], token
 
 
-def update_reward(t: str, rid: str, fields: dict[str, Any], updated_at: str) -> dict:
+def _new_version(t: str, reward: dict, update: dict[str, Any]) -> None:
+    """Change the live reward and move its version, on the reward and on every stock shard, in one
+    transaction: the shards' version is what reservations and redemptions check, so they never touch the
+    reward item itself (one item in every transaction would serialize them all)."""
+    rid = reward["reward_id"]
+    actions: list[dict] = [{"Update": {
+        "Key": reward_key(t, rid), **update,
+        "ConditionExpression": "version = :seen AND attribute_not_exists(deleted_at)",
+        "ExpressionAttributeValues": {**update.get("ExpressionAttributeValues", {}), ":seen": reward["version"],
+                                      ":one": 1}}}]
+    actions += [{"Update": {"Key": shard_key(t, rid, i), "UpdateExpression": "ADD version :one",
+                            "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":one": 1}}}
+                for i in range(reward["shards"])]
+    transact(actions)
+
+
+def update_reward(t: str, reward: dict, fields: dict[str, Any], updated_at: str) -> dict:
+    """Conditional on the version read (`reward`): a concurrent edit or delete is a ConditionFailed."""
     expression, names, values = dynamo.update_expression(fields, extra_set=("updated_at = :now",),
                                                          extra="ADD version :one")
-    values = {**values, ":now": updated_at, ":one": 1}
-    try:
-        answer = dynamo.table().update_item(
-            Key=reward_key(t, rid), UpdateExpression=expression, ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(deleted_at)")
-    except ClientError as exc:
-        if dynamo.is_condition_failure(exc):
-            raise ConditionFailed from exc
-        raise
-    return strip(answer["Attributes"])
+    _new_version(t, reward, {"UpdateExpression": expression,
+                             "ExpressionAttributeValues": {**values, ":now": updated_at},
+                             **({"ExpressionAttributeNames": names} if names else {})})
+    changed = {**reward, **fields, "updated_at": updated_at, "version": reward["version"] + 1}
+    return {k: v for k, v in changed.items() if v is not None}
 
 
-def delete_reward(t: str, rid: str, deleted_at: str) -> None:
+def delete_reward(t: str, reward: dict, deleted_at: str) -> None:
     """Soft delete: out of listings, refused by every new reservation or redemption (the version moves)."""
-    try:
-        dynamo.table().update_item(
-            Key=reward_key(t, rid), UpdateExpression="SET deleted_at = :now ADD version :one REMOVE gsi1pk, gsi1sk",
-            ExpressionAttributeValues={":now": deleted_at, ":one": 1},
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(deleted_at)")
-    except ClientError as exc:
-        if dynamo.is_condition_failure(exc):
-            raise ConditionFailed from exc
-        raise
+    _new_version(t, reward, {"UpdateExpression": "SET deleted_at = :now ADD version :one REMOVE gsi1pk, gsi1sk",
+                             "ExpressionAttributeValues": {":now": deleted_at}})
 
 
 def change_stock(t: str, rid: str, per_shard: dict[int, int]) -> None:
@@ -207,15 +263,28 @@ def change_stock(t: str, rid: str, per_shard: dict[int, int]) -> None:
 
 
 # --- the stock and allowance actions every transaction shares ---
-def take_stock(t: str, rid: str, shard: int, quantity: int, *, limited: bool, into: str) -> dict:
-    """Move `quantity` out of shard's available stock into `into` (reserved | issued)."""
+def take_stock(t: str, rid: str, shard: int, quantity: int, *, limited: bool, into: str, version: int) -> dict:
+    """Move `quantity` out of shard's available stock into `into` (reserved | issued), while the reward is
+    still the `version` whose limit and stock mode the transaction relies on (the shard carries it). A refusal
+    returns the shard as it was, which tells a moved version (ConditionFailed.moved) from an empty shard."""
     if limited:
         return {"Update": {"Key": shard_key(t, rid, shard),
                            "UpdateExpression": f"SET available = available - :q ADD {into} :q",
-                           "ConditionExpression": "available >= :q", "ExpressionAttributeValues": {":q": quantity}}}
+                           "ConditionExpression": "available >= :q AND version = :v",
+                           "ExpressionAttributeValues": {":q": quantity, ":v": version},
+                           "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
     return {"Update": {"Key": shard_key(t, rid, shard), "UpdateExpression": f"ADD {into} :q",
-                       "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(available)",
-                       "ExpressionAttributeValues": {":q": quantity}}}
+                       "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(available)"
+                                              " AND version = :v",
+                       "ExpressionAttributeValues": {":q": quantity, ":v": version},
+                       "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+
+def version_unchanged(t: str, rid: str, shard: int, version: int) -> dict:
+    """The reward is still `version`, checked on one of its stock shards (each carries it), never the reward item."""
+    return {"ConditionCheck": {"Key": shard_key(t, rid, shard), "ConditionExpression": "version = :v",
+                               "ExpressionAttributeValues": {":v": version},
+                               "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
 
 def return_stock(t: str, rid: str, shard: int, quantity: int, *, limited: bool, out_of: str) -> dict:
@@ -241,29 +310,25 @@ def return_allowance(t: str, rid: str, user: str, quantity: int) -> dict:
                        "ExpressionAttributeValues": {":neg": -quantity}}}
 
 
-def reward_unchanged(t: str, rid: str, version: int) -> dict:
-    """The reward is live and still the version whose limit and stock mode the transaction relies on."""
-    return {"ConditionCheck": {"Key": reward_key(t, rid),
-                               "ConditionExpression": "version = :v AND attribute_not_exists(deleted_at)",
-                               "ExpressionAttributeValues": {":v": version}}}
-
-
 # --- reservations ---
 def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited: bool,
             per_user_limit: int | None) -> None:
-    """Positions: 0 reservation (exists), 1 stock shard, 2 reward, 3 allowance."""
+    """Positions: 0 reservation (exists), 1 stock shard (stock, or the reward's version moved), 2 allowance.
+    `reservation` carries its `sweep_partition`."""
     r = reservation
+    order = f"{r['created_at']}#{r['reservation_id']}"
     actions = [
-        {"Put": {"Item": {**reservation_key(t, r["reservation_id"]), "gsi1pk": f"T#{t}#REWARD#{r['reward_id']}#RES",
-                          "gsi1sk": f"{r['created_at']}#{r['reservation_id']}", **_present(r)},
+        {"Put": {"Item": {**reservation_key(t, r["reservation_id"]),
+                          "gsi1pk": reservations_partition(t, r["reward_id"], r["shard"]), "gsi1sk": order,
+                          "gsi2pk": user_reservations_partition(t, r["reward_id"], r["user_id"]), "gsi2sk": order,
+                          **_present(r)},
                  "ConditionExpression": "attribute_not_exists(pk)"}},
-        take_stock(t, r["reward_id"], r["shard"], r["quantity"], limited=limited, into="reserved"),
-        reward_unchanged(t, r["reward_id"], reward_version),
+        take_stock(t, r["reward_id"], r["shard"], r["quantity"], limited=limited, into="reserved",
+                   version=reward_version),
     ]
     if per_user_limit is not None:
         actions.append(take_allowance(t, r["reward_id"], r["user_id"], r["quantity"], per_user_limit))
-    actions.append({"Put": {"Item": {**sweep_key(t, r["reservation_id"], r["expires_at"]), "scope": t,
-                                     **{k: r[k] for k in RELEASE_FIELDS}}}})
+    actions.append({"Put": {"Item": {**sweep_key(t, r), "scope": t, **{k: r[k] for k in RELEASE_FIELDS}}}})
     transact(actions)
 
 
@@ -283,7 +348,7 @@ def confirm(t: str, r: dict, now: str) -> None:
     transact([
         _set_reservation(t, r, "CONFIRMED", now, "#s = :pending AND expires_at > :now", {":pending": "PENDING"}),
         move_stock(t, r["reward_id"], r["shard"], r["quantity"]),
-        {"Delete": {"Key": sweep_key(t, r["reservation_id"], r["expires_at"])}},
+        {"Delete": {"Key": sweep_key(t, r)}},
     ])
 
 
@@ -297,7 +362,7 @@ def release_actions(t: str, r: dict, to: str, now: str, *, only_if_expired: bool
     actions = [
         _set_reservation(t, r, to, now, condition, {":pending": "PENDING"}),
         return_stock(t, r["reward_id"], r["shard"], r["quantity"], limited=r["limited"], out_of="reserved"),
-        {"Delete": {"Key": sweep_key(t, r["reservation_id"], r["expires_at"])}},
+        {"Delete": {"Key": sweep_key(t, r)}},
     ]
     if r.get("counted"):
         actions.append(return_allowance(t, r["reward_id"], r["user_id"], r["quantity"]))
@@ -308,7 +373,7 @@ def due_reservations(now: str, limit: int = 100) -> list[dict]:
     """Pointers of pending reservations whose expiry has passed, across tenants and apps (the sweeper's work):
     each is the `scope` (tenant and app) and the RELEASE_FIELDS of its reservation, enough for `release`."""
     due = []
-    for n in range(SWEEP_PARTITIONS):
+    for n in range(sweep_partitions()):
         answer = dynamo.table().query(KeyConditionExpression=Key("pk").eq(f"SWEEP#RES#{n}") & Key("sk").lte(now),
                                       Limit=limit)
         due.extend(strip(i) for i in answer.get("Items", []))
@@ -317,9 +382,17 @@ def due_reservations(now: str, limit: int = 100) -> list[dict]:
 
 def list_reservations(t: str, rid: str, user_id: str | None, status: str | None, limit: int,
                       next_token: str | None) -> tuple[list[dict], str | None]:
-    items, token = pagination.query_page(
-        dynamo.table(), partition={"gsi1pk": f"T#{t}#REWARD#{rid}#RES"}, index="gsi1", limit=limit,
-        next_token=next_token, newest_first=True, filter_expression=_filters(user_id=user_id, status=status))
+    """A user's: that user's own index partition. All: the reward's partitions (one per stock shard), merged."""
+    if user_id is not None:
+        items, token = pagination.query_page(
+            dynamo.table(), partition={"gsi2pk": user_reservations_partition(t, rid, user_id)}, index="gsi2",
+            limit=limit, next_token=next_token, newest_first=True, filter_expression=_filters(status=status))
+    else:
+        shards = (_get(reward_key(t, rid), consistent=False) or {}).get("shards", 1)
+        items, token = pagination.merged_page(
+            dynamo.table(), partitions=[{"gsi1pk": reservations_partition(t, rid, n)} for n in range(int(shards))],
+            index="gsi1", limit=limit, next_token=next_token, newest_first=True,
+            filter_expression=_filters(status=status))
     return [strip(i) for i in items], token
 
 
@@ -333,8 +406,10 @@ def _filters(**equal: str | None):
 
 # --- grants ---
 def grant_item(t: str, grant: dict) -> dict:
-    return {**grant_key(t, grant["grant_id"]), "gsi1pk": f"T#{t}#GRANTS",
-            "gsi1sk": f"{grant['created_at']}#{grant['grant_id']}", **_present(grant)}
+    order = f"{grant['created_at']}#{grant['grant_id']}"
+    return {**grant_key(t, grant["grant_id"]),
+            "gsi1pk": grants_partition(t, hash_of(grant["grant_id"]) % GRANT_INDEX_SHARDS), "gsi1sk": order,
+            "gsi2pk": user_grants_partition(t, grant["user_id"]), "gsi2sk": order, **_present(grant)}
 
 
 def put_grant(t: str, grant: dict) -> None:
@@ -387,8 +462,7 @@ def reservation_rolled_back(t: str, r: dict, now: str) -> dict:
 
 
 def list_user_grants(t: str, user: str, status: str | None, limit: int, next_token: str | None):
-    """One user's grants, newest first (the wallet). Filtered from the app's grant index for now: a per-user
-    index serves it without reading other users' grants."""
+    """One user's grants, newest first (the wallet), from that user's own index partition (gsi2)."""
     return list_grants(t, {"user_id": user, "status": status}, limit, next_token)
 
 
@@ -409,9 +483,18 @@ def get_allowance(t: str, rid: str, user: str) -> int:
 
 
 def list_grants(t: str, filters: dict[str, str | None], limit: int, next_token: str | None):
-    items, token = pagination.query_page(
-        dynamo.table(), partition={"gsi1pk": f"T#{t}#GRANTS"}, index="gsi1", limit=limit, next_token=next_token,
-        newest_first=True, filter_expression=_filters(**filters))
+    """A user's grants: that user's own index partition, so a page (and its token) holds only their keys.
+    The tenant's: its GRANT_INDEX_SHARDS partitions, merged newest first."""
+    user, others = filters.get("user_id"), {k: v for k, v in filters.items() if k != "user_id"}
+    if user is not None:
+        items, token = pagination.query_page(
+            dynamo.table(), partition={"gsi2pk": user_grants_partition(t, user)}, index="gsi2", limit=limit,
+            next_token=next_token, newest_first=True, filter_expression=_filters(**others))
+    else:
+        items, token = pagination.merged_page(
+            dynamo.table(), partitions=[{"gsi1pk": grants_partition(t, n)} for n in range(GRANT_INDEX_SHARDS)],
+            index="gsi1", limit=limit, next_token=next_token, newest_first=True,
+            filter_expression=_filters(**others))
     return [strip(i) for i in items], token
 
 
@@ -578,14 +661,15 @@ def _use_code(t: str, code: str, user: str, now: str, grant_id: str) -> dict:
 
 
 def redeem_issued(t: str, code: str, user: str, now: str, grant_id: str, reward_id: str, reward_version: int,
-                  order: dict) -> None:
+                  shard: int, order: dict) -> None:
     """Redeeming a code a grant issued: that grant (which took the stock and the user's allowance) becomes USED,
-    nothing is taken again. Positions: 0 code, 1 reward, 2 grant (DISTRIBUTED)."""
+    nothing is taken again. Positions: 0 code, 1 a stock shard (the reward's version moved), 2 grant
+    (DISTRIBUTED)."""
     fields = _present({"status": "USED", "updated_at": now, **order})
     expression, names, values = dynamo.update_expression(fields)
     transact([
         _use_code(t, code, user, now, grant_id),
-        reward_unchanged(t, reward_id, reward_version),
+        version_unchanged(t, reward_id, shard, reward_version),
         {"Update": {"Key": grant_key(t, grant_id), "UpdateExpression": expression,
                     "ConditionExpression": "#s = :distributed AND user_id = :u",
                     "ExpressionAttributeNames": {**names, "#s": "status"},
@@ -593,13 +677,12 @@ def redeem_issued(t: str, code: str, user: str, now: str, grant_id: str, reward_
     ])
 
 
-def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, reward_version: int,
-           allowance: dict | None) -> None:
-    """One transaction. Positions: 0 code, 1 stock, 2 reward, 3 grant, 4 allowance."""
+def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, allowance: dict | None) -> None:
+    """One transaction. Positions: 0 code, 1 stock (stock, or the reward's version moved), 2 grant,
+    3 allowance."""
     actions = [
         _use_code(t, code, user, now, grant["grant_id"]),
         stock,
-        reward_unchanged(t, grant["reward_id"], reward_version),
         {"Put": {"Item": grant_item(t, grant), "ConditionExpression": "attribute_not_exists(pk)"}},
     ]
     if allowance:

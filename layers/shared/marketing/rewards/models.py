@@ -185,7 +185,7 @@ class RewardFields(BaseModel):
 
 class RewardIn(RewardFields):
     total_stock: int | None = Field(default=None, ge=0, le=10**9, description="null: unlimited")
-    shards: int = Field(default=1, ge=1, le=32, description="stock shards for flash sales (docs/rewards.md)")
+    shards: int = Field(default=1, ge=1, le=64, description="stock shards for flash sales (docs/rewards.md)")
 
 
 class Stock(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import time
 from datetime import datetime
 
@@ -414,7 +415,7 @@ def _redeem(t: str, code: str, item: dict, user: str, moment, order: Order | Non
         if item.get("issued_grant"):
             try:
                 dal.redeem_issued(t, code, user, stamp, item["issued_grant"], item["reward_id"], reward["version"],
-                                  _order_fields(reward, order))
+                                  random.randrange(reward["shards"]), _order_fields(reward, order))
                 return _grant_of(t, item["issued_grant"])
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
@@ -435,16 +436,17 @@ def _redeem(t: str, code: str, item: dict, user: str, moment, order: Order | Non
             allowance = dal.take_allowance(t, item["reward_id"], user, 1, limit) if limit is not None else None
             try:
                 dal.redeem(t, code, user, stamp, grant,
-                           dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued"),
-                           reward["version"], allowance)
+                           dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued",
+                                          version=reward["version"]),
+                           allowance)
                 return grant
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
                     _refuse(_code(t, code), user, stamp)
                     raise CodeUsed("the code was redeemed already") from failed
-                if failed.failed(2):
-                    break  # the reward changed: read it again
-                if failed.failed(4):
+                if failed.failed(1) and failed.moved(1, reward["version"]):
+                    break  # the reward changed (its shard holds a newer version than the cached one): read it again
+                if failed.failed(3):
                     raise PerUserLimitReached(f"user {user} reached the limit of {limit}") from failed
                 if not failed.failed(1):
                     raise

@@ -103,20 +103,24 @@ def list_rewards(caller: Caller, limit: int, next_token: str | None) -> RewardPa
 def update_reward(caller: Caller, reward_id: str, body: RewardFields) -> Reward:
     caller.require(Role.ADMIN)
     _check_distributor(body)
-    try:
-        item = dal.update_reward(caller.scope, reward_id, body.stored(), now_iso())
-    except dal.ConditionFailed as exc:
-        raise RewardNotFound(f"reward {reward_id} is unknown") from exc
-    return _with_stock(caller.scope, item)
+    for _ in range(_RETRIES):
+        try:
+            item = dal.update_reward(caller.scope, live_reward(caller.scope, reward_id), body.stored(), now_iso())
+            return _with_stock(caller.scope, item)
+        except dal.ConditionFailed:
+            continue  # edited or deleted meanwhile: read it again
+    raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
 
 
 def delete_reward(caller: Caller, reward_id: str) -> None:
     """A soft delete: grants and codes keep their reward; nothing new is reserved or redeemed."""
     caller.require(Role.ADMIN)
-    try:
-        dal.delete_reward(caller.scope, reward_id, now_iso())
-    except dal.ConditionFailed as exc:
-        raise RewardNotFound(f"reward {reward_id} is unknown") from exc
+    for _ in range(_RETRIES):
+        try:
+            return dal.delete_reward(caller.scope, live_reward(caller.scope, reward_id), now_iso())
+        except dal.ConditionFailed:
+            continue  # edited or deleted meanwhile: read it again
+    raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
 
 
 def change_stock(caller: Caller, reward_id: str, body: StockChange) -> Reward:
@@ -166,7 +170,8 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
         base = {"reservation_id": res_id, "reward_id": reward_id, "user_id": user_id, "quantity": quantity,
                 "status": "PENDING", "expires_at": iso(moment + timedelta(minutes=expire_minutes)),
                 "created_at": iso(moment), "updated_at": iso(moment),
-                "limited": reward.get("total_stock") is not None, "counted": limit is not None}
+                "limited": reward.get("total_stock") is not None, "counted": limit is not None,
+                "sweep_partition": dal.sweep_partition(res_id)}
         order = shard_order(t, reward, quantity)
         if not order and (existing := dal.get_reservation(t, res_id)):
             # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
@@ -182,9 +187,9 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
                     return _existing_reservation(dal.get_reservation(t, res_id), res_id, reward_id, user_id), False
-                if failed.failed(2):
-                    break  # the reward changed or went: read it again
-                if limit is not None and failed.failed(3):
+                if failed.failed(1) and failed.moved(1, reward["version"]):
+                    break  # the reward changed or went (its shard holds a newer version): read it again
+                if limit is not None and failed.failed(2):
                     raise PerUserLimitReached(f"user {user_id} reached the limit of {limit}") from failed
                 if not failed.failed(1):
                     raise
