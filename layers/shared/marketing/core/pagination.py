@@ -137,3 +137,49 @@ def query_page(
         kwargs["ExclusiveStartKey"] = start
     answer = table.query(**kwargs)
     return answer.get("Items", []), encode(answer.get("LastEvaluatedKey"), query=query, partition=partition)
+
+
+def _position(item: dict[str, Any], sort_key: str) -> tuple:
+    return item[sort_key], item["pk"], item["sk"]
+
+
+def merged_page(
+    table,
+    *,
+    shards: list[dict[str, str]],
+    bound_to: dict[str, str],
+    sort_key: str,
+    limit: int,
+    next_token: str | None,
+    index: str | None = None,
+    newest_first: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a listing written over several partitions (write shards), merged in `sort_key` order as if
+    one partition held it all: (items, next_token). Each shard is queried from the last position handed out
+    (`sort_key`, then the table key breaks ties), so a page costs one Query per shard. The token holds that
+    position, signed and bound like `query_page`'s to the caller and to `bound_to` (the listing's unsharded
+    partition)."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    query = json.dumps(["merged", index, sort_key, newest_first, [s for shard in shards for s in shard.values()]])
+    start = decode(next_token, query=query, partition=bound_to)
+    after = (start["at"], start["pk"], start["sk"]) if start else None
+    found, more = [], False
+    for shard in shards:
+        (attr, value), = shard.items()
+        condition = Key(attr).eq(value)
+        if after:
+            condition &= Key(sort_key).lte(after[0]) if newest_first else Key(sort_key).gte(after[0])
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "Limit": limit + 1,
+                                  "ScanIndexForward": not newest_first}
+        if index:
+            kwargs["IndexName"] = index
+        answer = table.query(**kwargs)
+        more |= "LastEvaluatedKey" in answer
+        found += [i for i in answer.get("Items", []) if not after or
+                  (_position(i, sort_key) < after if newest_first else _position(i, sort_key) > after)]
+    found.sort(key=lambda i: _position(i, sort_key), reverse=newest_first)
+    page = found[:limit]
+    if not page or not (more or len(found) > limit):
+        return page, None
+    at, pk, sk = _position(page[-1], sort_key)
+    return page, encode({"at": at, "pk": pk, "sk": sk}, query=query, partition=bound_to)
