@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import boto3
-
+from bench.support import hooked
 from marketing.core.dynamo import INDEX_KEYS, TABLE_KEY
 
 _PK, _SK = TABLE_KEY
@@ -81,15 +80,7 @@ class Contention:
 
 @contextmanager
 def recording() -> Iterator[Contention]:
-    """Record the writes of every DynamoDB client of boto3's default session built inside the block (cached
-    clients are dropped first: a client copies the session's hooks when it is built)."""
-    from tests.support import reset_clients
-
+    """Record the writes of every DynamoDB client of boto3's default session built inside the block."""
     recorder = Contention()
-    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
-    session.events.register("before-call.dynamodb", recorder)
-    reset_clients()
-    try:
+    with hooked("before-call.dynamodb", recorder):
         yield recorder
-    finally:
-        session.events.unregister("before-call.dynamodb", recorder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import boto3
@@ -33,18 +33,26 @@ class RequestCounter:
 
 
 @contextmanager
-def counting() -> Iterator[RequestCounter]:
-    """Count every request of clients built inside the block (cached clients are dropped first)."""
+def hooked(event: str, handler: Callable) -> Iterator[None]:
+    """`handler` called on botocore's `event` by every client of boto3's default session built inside the
+    block (cached clients are dropped first: a client copies the session's hooks when it is built)."""
     from tests.support import reset_clients
 
-    counter = RequestCounter()
     session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
-    session.events.register("before-call", counter)
+    session.events.register(event, handler)
     reset_clients()
     try:
-        yield counter
+        yield
     finally:
-        session.events.unregister("before-call", counter)
+        session.events.unregister(event, handler)
+
+
+@contextmanager
+def counting() -> Iterator[RequestCounter]:
+    """Count every request of clients built inside the block."""
+    counter = RequestCounter()
+    with hooked("before-call", counter):
+        yield counter
 
 
 def table(rows: list[tuple], header: tuple) -> list[str]:
