@@ -1,6 +1,10 @@
 """The task engine through its real handler (TaskTriggerFunction) on moto: DynamoDB requests per event and
 events per second, with the tenant holding 1, 10 and 100 active tasks of other event types. The request count
-must stay flat: an event reads only the tasks listening to its own type."""
+must stay flat: an event reads only the tasks listening to its own type.
+
+Contention on a hot task: 10,000 users completing one task, and the share of every write and condition check
+that lands on the hottest item and partition key (bench/support.py). The goal: no item takes more than
+1.5 / TASK_SHARDS of them, and no partition key more than its share of 1,000 completions a second allows."""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ import os
 import time
 
 import bench.support  # noqa: F401  (sets a safe environment first)
-from bench.support import counting, table
+from bench.support import counting, recording, table
 from tests.support import Function, mocked_stack
 
 TIMED_EVENTS = 40
+HOT_COMPLETIONS = 10_000
+TARGET_RATE = 1_000  # completions a second for one task (docs/data-model.md, "Hot keys and limits")
+PARTITION_WRITES = 1_000  # what one partition key takes a second
 
 
 def _tenant(tenant: str, other_tasks: int) -> None:
@@ -45,6 +52,42 @@ def _event(tenant: str, event_type: str, n: int) -> dict:
             "detail": {"event_id": f"{event_type}-{n}", "tenant_id": tenant, "app_id": "bench",
                        "occurred_at": "2026-11-23T16:00:00.000Z", "event_type": event_type,
                        "user_id": f"user-{n}", "event_data": {}, "user_attributes": {}}}
+
+
+def _hot_task() -> list[str]:
+    """10,000 users complete one task (count >= 1), each through the engine's own `advance`."""
+    from datetime import UTC, datetime
+
+    task = {"task_id": "hot", "task_type": "CUSTOM", "event_type": "visit", "reward_id": "r1", "period": "ONCE",
+            "condition": {"type": "count", "operator": ">=", "value": 1}}
+    with mocked_stack("bench"), recording() as touches:
+        # Imported here: the package's Metrics must be built after mocked_stack set the functions' environment.
+        from marketing.campaigns import dal, engine
+        from marketing.core.observability import metrics
+
+        for n in range(HOT_COMPLETIONS):
+            event = engine.TaskEvent(tenant_id="hot", app_id="bench", event_id=f"e{n}", event_type="visit",
+                                     user_id=f"user-{n}", occurred_at=datetime(2026, 11, 23, tzinfo=UTC))
+            assert engine.advance(event, task, "c1", f"user-{n}") == "COMPLETED"
+            metrics.clear_metrics()  # disabled metrics still pile up, and print themselves at 100
+        assert dal.get_stats("hot#A#bench", "hot")["total_completions"] == HOT_COMPLETIONS
+    (item, on_item), (partition, on_partition) = touches.hottest()
+    # Per completion: before sharding, the task's one stats item (and its one log partition) took every one.
+    item_per_completion = touches.items[item] / HOT_COMPLETIONS
+    partition_per_completion = touches.partitions[partition] / HOT_COMPLETIONS
+    # Transactions cost 2 write units per item: the hottest partition's write units a second at the target rate.
+    partition_rate = partition_per_completion * TARGET_RATE * 2
+    goal = 1.5 / dal.TASK_SHARDS
+    item_verdict = "met" if item_per_completion <= goal else "NOT MET"
+    partition_verdict = "met" if partition_rate <= PARTITION_WRITES else "NOT MET"
+    return [f"hot task: {HOT_COMPLETIONS:,} completions of one task by as many users, {touches.total():,} writes "
+            f"and condition checks ({touches.total() / HOT_COMPLETIONS:.1f} a completion)",
+            f"  hottest item {item[0]} / {item[1]}: touched by {item_per_completion:.1%} of completions, "
+            f"{on_item:.1%} of all touches (goal <= 1.5/{dal.TASK_SHARDS} = {goal:.0%} of completions: "
+            f"{item_verdict})",
+            f"  hottest partition key {partition}: touched by {partition_per_completion:.1%} of completions, "
+            f"{on_partition:.1%} of all touches, {partition_rate:,.0f} write units a second at {TARGET_RATE:,} "
+            f"completions a second (limit {PARTITION_WRITES:,}: {partition_verdict})"]
 
 
 def run() -> list[str]:
@@ -87,4 +130,4 @@ def run() -> list[str]:
             f"events per second through the handler in-process, {TIMED_EVENTS} events each, ratio against 'no "
             "listening task' in the same run (bound by moto, whose Query reads the whole table and slows as it "
             "grows; the request counts above are what DynamoDB bills)",
-            *table(speed_rows, header)]
+            *table(speed_rows, header), *_hot_task()]

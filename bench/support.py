@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import boto3
 
@@ -33,18 +35,61 @@ class RequestCounter:
 
 
 @contextmanager
-def counting() -> Iterator[RequestCounter]:
-    """Count every request of clients built inside the block (cached clients are dropped first)."""
+def hooked(event: str, handler: Callable) -> Iterator[None]:
+    """`handler` called on botocore's `event` by every client of boto3's default session built inside the
+    block (cached clients are dropped first: a client copies the session's hooks when it is built)."""
     from tests.support import reset_clients
 
-    counter = RequestCounter()
     session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
-    session.events.register("before-call", counter)
+    session.events.register(event, handler)
     reset_clients()
     try:
-        yield counter
+        yield
     finally:
-        session.events.unregister("before-call", counter)
+        session.events.unregister(event, handler)
+
+
+@contextmanager
+def counting() -> Iterator[RequestCounter]:
+    """Count every request of clients built inside the block."""
+    counter = RequestCounter()
+    with hooked("before-call", counter):
+        yield counter
+
+
+@dataclass
+class Contention:
+    """Touches per item (pk, sk) and per partition key (table `pk`, or `index:partition` for an index) of the
+    writes and condition checks a run sends (tests.support.touched_items reads them off the wire body)."""
+
+    items: Counter = field(default_factory=Counter)
+    partitions: Counter = field(default_factory=Counter)
+
+    def __call__(self, model, params, **_) -> None:
+        from tests.support import touched_items
+
+        for (pk, sk), indexed in touched_items(model.name, json.loads(params.get("body") or b"{}")):
+            self.items[(pk, sk)] += 1
+            self.partitions[pk] += 1
+            for name, value in indexed.items():  # an index write lands on the index's partition too
+                self.partitions[f"{name.removesuffix('pk')}:{value}"] += 1
+
+    def total(self) -> int:
+        return sum(self.items.values())
+
+    def hottest(self) -> tuple[tuple[tuple[str, str], float], tuple[str, float]]:
+        """((item, share of all item touches), (partition key, share of all touches))."""
+        (item, on_item), = self.items.most_common(1)
+        (partition, on_partition), = self.partitions.most_common(1)
+        return (item, on_item / self.total()), (partition, on_partition / self.total())
+
+
+@contextmanager
+def recording() -> Iterator[Contention]:
+    """Record the writes of every DynamoDB client of boto3's default session built inside the block."""
+    recorder = Contention()
+    with hooked("before-call.dynamodb", recorder):
+        yield recorder
 
 
 def table(rows: list[tuple], header: tuple) -> list[str]:

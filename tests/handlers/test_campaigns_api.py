@@ -298,7 +298,8 @@ def test_an_exact_target_reached_by_one_event_is_not_lost_to_a_racing_one(api, e
     reward = make_reward(stock=None)
     _, tid = setup_task(api, reward["reward_id"], condition={"type": "count", "operator": "==", "value": 2})
     assert engine(triggered("u-1", "first"))["outcomes"][0]["outcome"] == "COUNTED"
-    campaigns_dal.add_progress("t1", tid, "u-1", period_key=ONCE_KEY, event_id="a", amount=1, max_count=1)
+    campaigns_dal.add_progress("t1", tid, "u-1", period_key=ONCE_KEY, event_id="a", amount=1, max_count=1,
+                               expires=2_000_000_000)
     # When a racing event "b" arrives, it may not overtake the target: it completes the task instead
     assert engine(triggered("u-1", "b"))["outcomes"][0]["outcome"] == "COMPLETED"
     # And the late completion of "a" finds the task complete

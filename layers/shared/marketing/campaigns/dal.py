@@ -5,9 +5,13 @@
     task            pk T#{s}#TASKS              sk TASK#{task}           gsi1 T#{s}#EVENT#{event_type} / TASK#{task}
     campaign → task pk T#{s}#CAMPAIGN#{campaign} sk TASK#{task}
     progress        pk T#{s}#U#{user}           sk TASKPROG#{task}
-    completion log  pk T#{s}#TASK#{task}        sk LOG#{completion}
+    progress marker pk T#{s}#U#{user}           sk TASKEV#{task}#{event}   (one per counted event, ttl)
+    completion log  pk T#{s}#TASK#{task}#LOG#{n}   sk LOG#{completion}
                     gsi1 T#{s}#U#{user}#TASKLOG / TASK#{task}#{completion}
-    task stats      pk T#{s}#TASK#{task}        sk STATS
+    task stats      pk T#{s}#TASK#{task}#STATS#{n} sk STATS
+
+A hot task's completions spread over TASK_SHARDS write shards `n` (picked by the completion id), so neither
+one stats item nor one log partition takes every completion; reads merge the shards.
 
 `{s}` is the scope of the caller, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item
 belongs to one app of one tenant.
@@ -23,6 +27,11 @@ from botocore.exceptions import ClientError
 
 from marketing.core import dynamo, pagination
 from marketing.rewards.dal import grant_key
+
+# Write shards of a task's completion stats and log: a task takes 1,000 completions a second (docs/data-model.md,
+# "Hot keys and limits"), each a transaction (2 write units per item), so 10 shards keep every one of them
+# near 200 writes a second, a fifth of what a partition takes.
+TASK_SHARDS = 10
 
 
 class ConditionFailed(Exception):
@@ -335,74 +344,95 @@ def _progress_key(scope: str, user_id: str, task_id: str) -> dict[str, str]:
     return {"pk": f"T#{scope}#U#{user_id}", "sk": f"TASKPROG#{task_id}"}
 
 
+def _marker_key(scope: str, user_id: str, task_id: str, event_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#U#{user_id}", "sk": f"TASKEV#{task_id}#{event_id}"}
+
+
+def _log_partition(scope: str, task_id: str, shard: int) -> str:
+    return f"T#{scope}#TASK#{task_id}#LOG#{shard}"
+
+
+def _log_key(scope: str, task_id: str, completion_id: str) -> dict[str, str]:
+    shard = dynamo.shard_of(completion_id, TASK_SHARDS)
+    return {"pk": _log_partition(scope, task_id, shard), "sk": f"LOG#{completion_id}"}
+
+
 def _log_keys(scope: str, log: dict[str, Any]) -> dict[str, str]:
-    return {"pk": f"T#{scope}#TASK#{log['task_id']}", "sk": f"LOG#{log['completion_id']}",
+    return {**_log_key(scope, log["task_id"], log["completion_id"]),
             "gsi1pk": f"T#{scope}#U#{log['user_id']}#TASKLOG",
             "gsi1sk": f"TASK#{log['task_id']}#{log['completion_id']}"}
 
 
-def _stats_key(scope: str, task_id: str) -> dict[str, str]:
-    return {"pk": f"T#{scope}#TASK#{task_id}", "sk": "STATS"}
+def _stats_key(scope: str, task_id: str, shard: int) -> dict[str, str]:
+    return {"pk": f"T#{scope}#TASK#{task_id}#STATS#{shard}", "sk": "STATS"}
 
 
-def _progress_out(item: dict | None) -> dict | None:
-    if item is not None:
-        item["event_ids"] = set(item.get("event_ids") or [])
-    return item
+class Refused(ConditionFailed):
+    """Progress was not counted: `item` is the progress item as it is, `repeat` says the event was counted
+    before (its marker exists)."""
+
+    def __init__(self, item: dict | None, repeat: bool):
+        super().__init__(item)
+        self.repeat = repeat
+
+
+def _count_once(scope: str, task_id: str, user_id: str, event_id: str, expires: int, progress: dict) -> dict:
+    """The progress update `progress` (an UpdateItem's fields) and the event's marker, in one transaction:
+    the marker's `attribute_not_exists` counts the event once however often it comes, and keeps the progress
+    item the same size however many events a period counts. A transaction answers no item, so the progress
+    is read after it (consistently); raises Refused with the item as it is when either condition failed."""
+    key = _progress_key(scope, user_id, task_id)
+    marker = {**_marker_key(scope, user_id, task_id, event_id), "ttl": expires}
+    try:
+        _transact([{"Put": {"Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}},
+                   {"Update": {"Key": key, **progress, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}])
+    except ConditionFailed as failed:
+        repeat = failed.reasons[0] == "ConditionalCheckFailed"
+        item = failed.item if failed.reasons[1] == "ConditionalCheckFailed" else None
+        raise Refused(item or _get(**key, consistent=True), repeat) from failed
+    return _strip(dynamo.table().get_item(Key=key, ConsistentRead=True)["Item"])
 
 
 def add_progress(scope: str, task_id: str, user_id: str, *, period_key: str, event_id: str, amount: int,
-                 max_count: int | None, hold_at: int | None = None) -> dict:
-    """Count one event towards the user's progress in `period_key`, at most once per event id, never after
-    the period's completion nor past `max_count`, and never past `hold_at` (an `==` target reached but not
-    yet completed: overtaking it would lose the completion). One conditional UpdateItem: returns the new
-    item, or raises ConditionFailed with the item as it was (another period, a repeat, already complete)."""
-    guard = ("attribute_not_exists(pk) OR (period_key = :p AND NOT contains(event_ids, :e)"
+                 max_count: int | None, expires: int, hold_at: int | None = None) -> dict:
+    """Count one event towards the user's progress in `period_key`, at most once per event id (its marker
+    lives until `expires`, epoch seconds), never after the period's completion nor past `max_count`, and never
+    past `hold_at` (an `==` target reached but not yet completed: overtaking it would lose the completion).
+    Returns the new item, or raises Refused (another period, a repeat, already complete)."""
+    guard = ("attribute_not_exists(pk) OR (period_key = :p"
              " AND (attribute_not_exists(completed_period) OR completed_period <> :p)")
-    values: dict[str, Any] = {":p": period_key, ":e": event_id, ":es": {event_id}, ":n": amount, ":t": task_id,
-                              ":u": user_id}
+    values: dict[str, Any] = {":p": period_key, ":n": amount, ":t": task_id, ":u": user_id}
     if max_count is not None:
         guard += " AND (attribute_not_exists(completions) OR completions < :max)"
         values[":max"] = max_count
     if hold_at is not None:
         guard += " AND progress <> :hold"
         values[":hold"] = hold_at
-    return _update_progress(scope, task_id, user_id, guard + ")",
-                            "SET period_key = :p, task_id = :t, user_id = :u ADD progress :n, event_ids :es", values)
+    return _count_once(scope, task_id, user_id, event_id, expires, {
+        "UpdateExpression": "SET period_key = :p, task_id = :t, user_id = :u ADD progress :n",
+        "ConditionExpression": guard + ")", "ExpressionAttributeValues": values})
 
 
 def start_period(scope: str, task_id: str, user_id: str, *, old_period: str, period_key: str, event_id: str,
-                 amount: int, max_count: int | None) -> dict:
+                 amount: int, max_count: int | None, expires: int) -> dict:
     """Reset progress for a new period, guarded on the period the caller saw (a racing reset wins once)."""
-    guard, values = "period_key = :old", {":old": old_period, ":p": period_key, ":n": amount, ":es": {event_id}}
+    guard, values = "period_key = :old", {":old": old_period, ":p": period_key, ":n": amount}
     if max_count is not None:
         guard += " AND (attribute_not_exists(completions) OR completions < :max)"
         values[":max"] = max_count
-    return _update_progress(scope, task_id, user_id, guard, "SET period_key = :p, progress = :n, event_ids = :es",
-                            values)
-
-
-def _update_progress(scope: str, task_id: str, user_id: str, guard: str, update: str, values: dict) -> dict:
-    try:
-        answer = dynamo.table().update_item(
-            Key=_progress_key(scope, user_id, task_id), UpdateExpression=update, ConditionExpression=guard,
-            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD")
-    except ClientError as exc:
-        if dynamo.is_condition_failure(exc):
-            raise ConditionFailed(_progress_out(_old_image(exc.response.get("Item")))) from exc
-        raise
-    return _progress_out(_strip(answer["Attributes"]))
+    return _count_once(scope, task_id, user_id, event_id, expires, {
+        "UpdateExpression": "SET period_key = :p, progress = :n", "ConditionExpression": guard,
+        "ExpressionAttributeValues": values})
 
 
 def get_progress(scope: str, task_id: str, user_id: str) -> dict | None:
-    return _progress_out(_get(**_progress_key(scope, user_id, task_id), consistent=True))
+    return _get(**_progress_key(scope, user_id, task_id), consistent=True)
 
 
 def user_progress(scope: str, user_id: str) -> dict[str, dict]:
     items = _query_all(Key("pk").eq(f"T#{scope}#U#{user_id}") & Key("sk").begins_with("TASKPROG#"),
                        ConsistentRead=True)
-    return {i["task_id"]: _progress_out(i) for i in items}
+    return {i["task_id"]: i for i in items}
 
 
 _COMPARE = {">=": ">=", ">": ">", "==": "="}
@@ -415,7 +445,8 @@ def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, see
       complete yet and its completion count is still the one the caller read (so `max_count` and the
       unique-user count are exact under races);
     - the completion log (new id, never overwritten);
-    - the task's stats: one more completion, and one more unique user on the user's first completion.
+    - one of the task's stats shards: one more completion, and one more unique user on the user's first
+      completion.
     Raises ConditionFailed with the progress item as DynamoDB saw it when another completion won."""
     seen = ("attribute_not_exists(completions)" if seen_completions == 0 else "completions = :seen")
     values: dict[str, Any] = {":p": log["period"], ":v": target, ":one": 1, ":cid": log["completion_id"],
@@ -431,19 +462,21 @@ def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, see
                                    f" (attribute_not_exists(completed_period) OR completed_period <> :p) AND {seen}",
             "ExpressionAttributeValues": values, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
         {"Put": {"Item": {**_log_keys(scope, log), **log}, "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Update": {"Key": _stats_key(scope, log["task_id"]),
+        {"Update": {"Key": _stats_key(scope, log["task_id"], dynamo.shard_of(log["completion_id"], TASK_SHARDS)),
                     "UpdateExpression": "SET task_id = :t ADD total_completions :one, unique_users :first",
                     "ExpressionAttributeValues": {":t": log["task_id"], ":one": 1,
                                                   ":first": 1 if seen_completions == 0 else 0}}},
     ])
 
 
-def get_stats(scope: str, task_id: str) -> dict:
-    return _get(**_stats_key(scope, task_id)) or {}
+def get_stats(scope: str, task_id: str) -> dict[str, int]:
+    """The task's completion counts: the sum of its shards (one BatchGetItem)."""
+    shards = _batch_get([_stats_key(scope, task_id, n) for n in range(TASK_SHARDS)])
+    return {name: sum(int(shard.get(name, 0)) for shard in shards) for name in ("total_completions", "unique_users")}
 
 
 def get_log(scope: str, task_id: str, completion_id: str) -> dict | None:
-    return _get(f"T#{scope}#TASK#{task_id}", f"LOG#{completion_id}", consistent=True)
+    return _get(**_log_key(scope, task_id, completion_id), consistent=True)
 
 
 def list_logs(scope: str, *, task_id: str | None, user_id: str | None, limit: int,
@@ -454,10 +487,10 @@ def list_logs(scope: str, *, task_id: str | None, user_id: str | None, limit: in
             dynamo.table(), partition={"gsi1pk": f"T#{scope}#U#{user_id}#TASKLOG"}, index="gsi1",
             sort_prefix=("gsi1sk", f"TASK#{task_id}#" if task_id else "TASK#"), limit=limit,
             next_token=next_token, newest_first=True)
-    else:
-        items, token = pagination.query_page(
-            dynamo.table(), partition={"pk": f"T#{scope}#TASK#{task_id}"}, sort_prefix=("sk", "LOG#"),
-            limit=limit, next_token=next_token, newest_first=True)
+    else:  # the task's log shards, merged by completion id (time-ordered)
+        items, token = pagination.merged_page(
+            dynamo.table(), partitions=[{"pk": _log_partition(scope, task_id, n)} for n in range(TASK_SHARDS)],
+            index=None, limit=limit, next_token=next_token, newest_first=True)
     return [_strip(i) for i in items], token
 
 

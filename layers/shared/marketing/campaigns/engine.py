@@ -1,8 +1,9 @@
 """The task engine: one domain event in, each listening task's progress advanced, completions out.
 
-Exactly once per period per user, with no read-then-write: progress moves by one conditional UpdateItem that
-records the event id (a repeat is refused by DynamoDB), and the completion is one transaction conditional on
-the period not being complete and on the completion count the engine saw. A crash between the steps is
+Exactly once per period per user, with no read-then-write: progress moves by one conditional update in a
+transaction with the event's marker item (a repeat finds its marker and is refused by DynamoDB, and the
+progress item stays the same size however many events it counts), and the completion is one transaction
+conditional on the period not being complete and on the completion count the engine saw. A crash between the steps is
 repaired by the event's redelivery: a repeat whose progress already meets the condition completes it, and a
 repeat of the completing event publishes `task.completed` again (the grant pipeline is idempotent on it).
 """
@@ -17,7 +18,7 @@ from typing import Any
 from marketing.campaigns import dal
 from marketing.campaigns.eligibility import audience_ids_of, live_campaign
 from marketing.campaigns.models import Period, TaskType
-from marketing.campaigns.periods import parse_time, period_key
+from marketing.campaigns.periods import marker_expiry, parse_time, period_key
 from marketing.core import events
 from marketing.core.clock import iso, now
 from marketing.core.identity import Caller, Role, scope_of
@@ -131,32 +132,37 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
     limit = 1 if task["period"] == Period.ONCE else task.get("max_count")
     scope, task_id = event.scope, task["task_id"]
     exact = task["condition"]["value"] if task["condition"]["operator"] == "==" else None
+    expires = marker_expiry(key, now())
     repeat = False
     for _ in range(_ATTEMPTS):
         try:
             item = dal.add_progress(scope, task_id, user, period_key=key, event_id=event.event_id, amount=amount,
-                                    max_count=limit, hold_at=exact)
+                                    max_count=limit, hold_at=exact, expires=expires)
             break
-        except dal.ConditionFailed as refused:
-            old = refused.item
+        except dal.Refused as refused:
+            old, repeat = refused.item, refused.repeat
+        if old is None:
+            return "DUPLICATE"  # counted before, and nothing else to do
         if old["period_key"] > key:
             return "STALE"  # the user's progress moved on to a later period
         if old["period_key"] == key and old.get("completed_period") == key:
             if old.get("completed_by") == event.event_id:
                 _resume(event, task_id, old["completion_id"])
-            return "DUPLICATE" if event.event_id in old["event_ids"] else "ALREADY_COMPLETE"
+            return "DUPLICATE" if repeat else "ALREADY_COMPLETE"
         if limit is not None and old.get("completions", 0) >= limit:
             return "LIMIT_REACHED"
+        if repeat:
+            if old["period_key"] != key:
+                return "DUPLICATE"
+            item = old  # counted before, but its completion may not have happened
+            break
         if old["period_key"] < key:
             try:
                 item = dal.start_period(scope, task_id, user, old_period=old["period_key"], period_key=key,
-                                        event_id=event.event_id, amount=amount, max_count=limit)
+                                        event_id=event.event_id, amount=amount, max_count=limit, expires=expires)
                 break
-            except dal.ConditionFailed:
+            except dal.Refused:
                 continue  # another event started the period first: count this one in it
-        if event.event_id in old["event_ids"]:
-            item, repeat = old, True  # counted before, but its completion may not have happened
-            break
         if exact is not None and old["period_key"] == key and old.get("progress") == exact:
             item = old  # the exact target is reached and waits for its completion: complete it, count nothing
             break

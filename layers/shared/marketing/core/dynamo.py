@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+import zlib
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -49,6 +50,12 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, set, tuple)):
         return [plain(v) for v in value]
     return value
+
+
+def shard_of(text: str, shards: int) -> int:
+    """Which of `shards` write shards `text` (a user, an event, a completion) lands on: stable across
+    processes (unlike `hash()`), spread evenly."""
+    return zlib.crc32(text.encode()) % shards
 
 
 def query_all(**kwargs: Any) -> list[dict[str, Any]]:

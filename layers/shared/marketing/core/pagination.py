@@ -150,15 +150,16 @@ def merged_page(
     table,
     *,
     partitions: list[dict[str, str]],
-    index: str,
+    index: str | None,
     limit: int,
     next_token: str | None,
     newest_first: bool = False,
     filter_expression: Any = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of a write-sharded listing: the same Query over each of `partitions` (one equality each, on
-    `index`, whose sort key orders the listing), merged in that order. The token holds each partition's own
-    cursor (its last key handed out, or `null` once it is exhausted) and is signed like `query_page`'s.
+    `index`, or on the table when None, whose sort key orders the listing), merged in that order. The token
+    holds each partition's own cursor (its last key handed out, or `null` once it is exhausted) and is signed
+    like `query_page`'s.
     A filter may thin a round's reads: the page reads again (up to MERGE_ROUNDS) until it is full."""
     limit = max(1, min(limit, MAX_LIMIT))
     query = _describe(None, index, newest_first, filter_expression) + "#merged"
@@ -175,15 +176,15 @@ def merged_page(
     return page, _encode_cursors(cursors, query=query, partition=bound) if more else None
 
 
-def _merge_round(table, partitions: list[dict[str, str]], started: list[dict[str, Any] | None], *, index: str,
+def _merge_round(table, partitions: list[dict[str, str]], started: list[dict[str, Any] | None], *, index: str | None,
                  limit: int, newest_first: bool, filter_expression: Any):
     """Up to `limit` items in order from one read of each partition, and the cursors after them.
 
     An item is handed out only when no partition that has more could still hold one before it: a filtered
     partition stops at its `LastEvaluatedKey`, and nothing past the earliest such stop is taken, so the merge
     never skips or repeats an item however the filters thin the partitions."""
-    sort_attr = INDEX_KEYS[index][1]
-    key_attrs = (*TABLE_KEY, *INDEX_KEYS[index])
+    sort_attr = INDEX_KEYS[index][1] if index else TABLE_KEY[1]
+    key_attrs = (*TABLE_KEY, *INDEX_KEYS[index]) if index else TABLE_KEY
     cursors = list(started)
     read: list[tuple[int, dict[str, Any]]] = []
     stops: list[str] = []
@@ -191,8 +192,8 @@ def _merge_round(table, partitions: list[dict[str, str]], started: list[dict[str
         if cursor is None:
             continue  # exhausted
         (attr, value), = partition.items()
-        kwargs: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": Key(attr).eq(value),
-                                  "Limit": limit, "ScanIndexForward": not newest_first}
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key(attr).eq(value), "Limit": limit,
+                                  "ScanIndexForward": not newest_first, **({"IndexName": index} if index else {})}
         if filter_expression is not None:
             kwargs["FilterExpression"] = filter_expression
         if cursor:

@@ -3,11 +3,13 @@
     counters        pk T#{s}#STATS#{topic_type}#{topic_id}   sk C#{channel}#{day}#{group}   (ADD per metric)
     unique marker   pk T#{s}#STATSU#{topic_type}#{topic_id}#{day}#{subject}   sk {channel}#{metric}
     event record    pk T#{s}#STATSEVT#{origin}[#{sender}]#{event_id}  sk EVENT   (names its journal)
-                    gsi1pk T#{s}#STATSLOG#{topic_type}#{topic_id}#{day}   gsi1sk {ctime}#{origin}#{event_id}
+                    gsi1pk T#{s}#STATSLOG#{topic_type}#{topic_id}#{day}#{n}   gsi1sk {ctime}#{origin}#{event_id}
     journal         pk T#{s}#STATSJ#{id}   sk JOURNAL   (stats/journal.py)
 
-`channel` is `*` for the all-channel items every event moves, or the event's own channel. `{s}` is the scope,
-`{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item belongs to one app of one tenant.
+A topic's operation records of a day spread over RECORD_SHARDS index partitions `n` (picked by the record's
+key), merged on read in event time order. `channel` is `*` for the all-channel items every event moves, or
+the event's own channel. `{s}` is the scope, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of):
+every item belongs to one app of one tenant.
 
 Counting is exactly once, in two steps. Claim: each event's record is put with `attribute_not_exists`, with
 its new unique markers and a journal of the counter deltas they cause, in one transaction, so a redelivered
@@ -33,6 +35,10 @@ from marketing.stats import journal
 from marketing.stats.metrics import Running
 
 ALL_CHANNELS = "*"
+# A topic takes 5,000 events a second (docs/data-model.md, "Hot keys and limits"), each one operation record
+# written to the index partition of its topic and day: 10 shards keep each near 500 writes a second, half of
+# what a partition takes, for records up to 1 KB.
+RECORD_SHARDS = 10
 MAX_ACTIONS = dynamo.MAX_TRANSACT_ACTIONS
 _ATTEMPTS = 6  # rounds of dropping what failed conditions reported
 
@@ -69,8 +75,9 @@ class Tally:
     def record_item(self, journal_key: str | None) -> dict[str, Any]:
         """The operation record: listed per topic and day through gsi1, so a day can be audited or recounted;
         it names the journal its counts wait in, so a redelivery can finish applying them."""
-        item = {**self.record_key,
-                "gsi1pk": f"T#{self.scope}#STATSLOG#{self.topic_type}#{self.topic_id}#{self.day}",
+        partition = _records_partition(self.scope, self.topic_type, self.topic_id, self.day)
+        shard = dynamo.shard_of(self.record_key["pk"], RECORD_SHARDS)
+        item = {**self.record_key, "gsi1pk": f"{partition}#{shard}",
                 "gsi1sk": f"{self.event_time}#{self.origin}#{self.event_id}",
                 "event_id": self.event_id, "origin": self.origin, "event_type": self.event_type, "day": self.day,
                 "channel": self.channels[1] if len(self.channels) > 1 else None,
@@ -87,6 +94,11 @@ class Tally:
         return [((f"T#{self.scope}#STATSU#{self.topic_type}#{self.topic_id}#{self.day}#{subject}",
                   f"{channel}#{metric}"), channel, metric)
                 for metric, subject in self.uniques for channel in self.channels]
+
+
+def _records_partition(scope: str, topic_type: str, topic_id: str, day: str) -> str:
+    """The operation records' index partition of a topic and day, before its shard number."""
+    return f"T#{scope}#STATSLOG#{topic_type}#{topic_id}#{day}"
 
 
 class Conflicted(Exception):
@@ -328,9 +340,10 @@ def counters(scope: str, topic_type: str, topic_id: str, channel: str, first_day
 
 def records(scope: str, topic_type: str, topic_id: str, day: str, limit: int,
             next_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """The operation records of one topic and day, in event time order."""
-    items, token = pagination.query_page(
-        dynamo.table(), partition={"gsi1pk": f"T#{scope}#STATSLOG#{topic_type}#{topic_id}#{day}"}, index="gsi1",
+    """The operation records of one topic and day, in event time order: its shards merged."""
+    partition = _records_partition(scope, topic_type, topic_id, day)
+    items, token = pagination.merged_page(
+        dynamo.table(), partitions=[{"gsi1pk": f"{partition}#{n}"} for n in range(RECORD_SHARDS)], index="gsi1",
         limit=limit, next_token=next_token)
     keep = ("event_id", "origin", "sender", "event_type", "day", "channel", "processed_at", "event")
     alive = [i for i in items if int(i.get("ttl", 0)) > time.time()]  # TTL deletes lag: hide expired records
