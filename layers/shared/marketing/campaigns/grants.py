@@ -42,34 +42,54 @@ def max_attempts() -> int:
 def process(detail: dict[str, Any], attempt: int) -> dict:
     """Run (or resume) the pipeline for one `task.completed`; answers the grant. It acts in the tenant and app
     the event names: the completion, the reward, its stock and the grant are all that app's."""
-    caller = Caller(sub="grant-pipeline", tenant_id=detail["tenant_id"], app_id=detail["app_id"],
-                    roles=frozenset({Role.SERVICE}))
+    caller = pipeline_caller(detail["tenant_id"], detail["app_id"])
     log = dal.get_log(caller.scope, detail["task_id"], detail["completion_id"])
     if log is None:
         raise LookupError(f"completion {detail['completion_id']} is unknown")  # never: the log is written first
+    return grant_for(caller, log, attempt)
+
+
+def pipeline_caller(tenant_id: str, app_id: str) -> Caller:
+    return Caller(sub="grant-pipeline", tenant_id=tenant_id, app_id=app_id, roles=frozenset({Role.SERVICE}))
+
+
+_UNREAD = object()
+
+
+def grant_for(caller: Caller, log: dict, attempt: int, *, reward: Any = _UNREAD,
+              grant_batch_id: str | None = None) -> dict:
+    """Run (or resume) the pipeline for one grant whose id is `log["completion_id"]`: a task completion's log,
+    or a batch grant's stand-in for one (marketing.campaigns.batches). `reward` spares a read when the caller
+    holds the reward's settings already (None: unknown or deleted)."""
     grant = rewards.create_grant(caller, grant_id=log["completion_id"], reward_id=log["reward_id"],
                                  user_id=log["user_id"], status="PENDING", task_id=log["task_id"],
-                                 campaign_id=log["campaign_id"], reservation_id=log["completion_id"])
-    pipeline = _Pipeline(caller, log, attempt)
-    return pipeline.run(grant)
+                                 campaign_id=log["campaign_id"], reservation_id=log["completion_id"],
+                                 grant_batch_id=grant_batch_id)
+    return _Pipeline(caller, log, attempt, reward).run(grant)
 
 
 class _Pipeline:
-    def __init__(self, caller: Caller, log: dict, attempt: int):
+    def __init__(self, caller: Caller, log: dict, attempt: int, reward: Any = _UNREAD):
         self.caller, self.scope, self.log, self.attempt = caller, caller.scope, log, attempt
         self.grant_id = log["completion_id"]
         self.reward: dict | None = None
+        self._known_reward = reward
         self._issued_once: dict | None = None
+
+    def _settings(self) -> dict | None:
+        if self._known_reward is _UNREAD:
+            self._known_reward = rewards.reward_settings(self.caller, self.log["reward_id"])
+        return self._known_reward
 
     def run(self, grant: dict) -> dict:
         if grant["status"] in FINAL:
             if grant["status"] == "DISTRIBUTED":
                 self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
             if grant["status"] == "FAILED":  # a crash between FAILED and giving the slots back: finish it
-                self.reward = rewards.reward_settings(self.caller, self.log["reward_id"])
+                self.reward = self._settings()
                 self._release_frequencies()
             return grant
-        self.reward = rewards.reward_settings(self.caller, self.log["reward_id"])
+        self.reward = self._settings()
         if self.reward is None:
             return self._fail(grant, "the reward is unknown or was deleted")
         if grant["status"] == "PENDING":
@@ -252,10 +272,10 @@ def _sqs():
     return aws.client("sqs")
 
 
-def back_off(receipt_handle: str, attempt: int) -> None:
+def back_off(receipt_handle: str, attempt: int, queue_variable: str = "GRANT_QUEUE_URL") -> None:
     """Push a grant message's next delivery back (10 s, 20 s, 40 s, ...): a struggling webhook gets room."""
     try:
-        _sqs().change_message_visibility(QueueUrl=os.environ["GRANT_QUEUE_URL"], ReceiptHandle=receipt_handle,
+        _sqs().change_message_visibility(QueueUrl=os.environ[queue_variable], ReceiptHandle=receipt_handle,
                                          VisibilityTimeout=min(900, BACKOFF_SECONDS * 2 ** (attempt - 1)))
     except Exception:  # the retry still happens, after the queue's visibility timeout
         logger.exception("could not set the backoff")

@@ -57,11 +57,13 @@ def issue_code(caller: Caller, *, reward_id: str, user_id: str, campaign_id: str
 
 def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,
                  task_id: str | None = None, campaign_id: str | None = None,
-                 reservation_id: str | None = None, details: dict | None = None) -> dict:
+                 reservation_id: str | None = None, details: dict | None = None,
+                 grant_batch_id: str | None = None) -> dict:
     """Idempotent on grant_id (a repeat returns the existing grant)."""
     return service.create_grant(caller, grant_id=grant_id, reward_id=reward_id, user_id=user_id,
                                 status=status, task_id=task_id, campaign_id=campaign_id,
-                                reservation_id=reservation_id, details=details).model_dump(mode="json")
+                                reservation_id=reservation_id, details=details,
+                                grant_batch_id=grant_batch_id).model_dump(mode="json")
 
 
 def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,

@@ -290,7 +290,8 @@ class Grant(BaseModel):
     task_id: str | None = None
     campaign_id: str | None = None
     reservation_id: str | None = None
-    batch_id: str | None = None
+    batch_id: str | None = Field(default=None, description="the redeem-code batch of a redeemed code")
+    grant_batch_id: str | None = Field(default=None, description="the batch grant that made it")
     code_suffix: str | None = None
     reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)

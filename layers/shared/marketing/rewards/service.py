@@ -294,13 +294,13 @@ def _grant(t: str, grant_id: str) -> dict:
 
 def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,
                  task_id: str | None = None, campaign_id: str | None = None, reservation_id: str | None = None,
-                 details: dict | None = None) -> Grant:
+                 details: dict | None = None, grant_batch_id: str | None = None) -> Grant:
     """Idempotent on grant_id: a repeat returns the existing grant."""
     caller.require(*STAFF)
     moment = now_iso()
     grant = Grant(grant_id=grant_id, reward_id=reward_id, user_id=user_id, status=GrantStatus(status),
                   task_id=task_id, campaign_id=campaign_id, reservation_id=reservation_id, details=details or {},
-                  created_at=moment, updated_at=moment)
+                  grant_batch_id=grant_batch_id, created_at=moment, updated_at=moment)
     try:
         dal.put_grant(caller.scope, grant.model_dump(mode="json"))
         metrics.add_metric(name="RewardsGranted", unit="Count", value=1)

@@ -1,0 +1,148 @@
+"""Batch grants (the seed's 批量发放): one reward to up to 100,000 users, through the grant pipeline.
+
+The API stores the batch and puts its users on GrantBatchQueue in chunks; the worker runs each user of a chunk
+through the same pipeline as a completed task (grants.grant_for: validators, frequency, stock and per-user
+limit in DynamoDB conditions, generation, the reward's distributor, `reward.granted`). A user's grant id is
+derived from (batch, user), so however often a chunk is delivered each user gets at most one grant, and the
+batch counts each grant once (dal.count_grant_outcomes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from marketing.campaigns import dal, grants
+from marketing.campaigns.models import GrantBatch, GrantBatchIn
+from marketing.core.clock import now_iso
+from marketing.core.errors import Conflict, InvalidInput, NotFound
+from marketing.core.identity import Caller, Role, scope_of
+from marketing.core.ids import new_id
+from marketing.core.observability import logger, metrics
+from marketing.rewards import api as rewards
+from marketing.rewards import files
+from marketing.rewards.errors import RewardNotFound
+
+CHUNK = 500  # users per queue message: well under SQS's 256 KB with 128-character ids
+QUEUE_VARIABLE = "GRANT_BATCH_QUEUE_URL"
+# Time one user may take at worst (a distribution channel at its timeout, plus DynamoDB), and the counting
+# that ends a chunk: a chunk starts no user once less than both is left of the invocation.
+USER_SECONDS = 7
+COUNT_SECONDS = 5
+
+
+class Unfinished(Exception):
+    """Some users of the chunk are left for its next delivery; `backoff`: a distributor asked to retry later."""
+
+    def __init__(self, message: str, *, backoff: bool):
+        super().__init__(message)
+        self.backoff = backoff
+
+
+def grant_id_of(batch_id: str, user_id: str) -> str:
+    return f"{batch_id}-{hashlib.sha256(user_id.encode()).hexdigest()[:24]}"
+
+
+def _batch_id(caller: Caller, reward_id: str, key: str | None) -> str:
+    if key is None:
+        return new_id()
+    return "gb" + hashlib.sha256(f"{caller.scope}|{caller.sub}|{reward_id}|{key}".encode()).hexdigest()[:24]
+
+
+def _users(caller: Caller, body: GrantBatchIn) -> list[str]:
+    if body.user_ids is not None:
+        return sorted(set(body.user_ids))
+    audience = dal.get_audience(caller.scope, body.audience_id)
+    if audience is None:
+        raise InvalidInput("body.audience_id", f"audience {body.audience_id} is unknown")
+    if audience["audience_type"] != "LIST":
+        raise InvalidInput("body.audience_id", "only a LIST audience names its users; give user_ids instead")
+    return sorted(set(audience["user_ids"]))
+
+
+def view(item: dict) -> GrantBatch:
+    return GrantBatch(**item)
+
+
+def create_batch(caller: Caller, reward_id: str, body: GrantBatchIn) -> GrantBatch:
+    """The batch (QUEUING), its chunks on the queue, then PROCESSING. A repeat with the same idempotency key
+    answers the same batch, and queues its chunks again if the first call stopped before they all were (the
+    chunks are safe to repeat); the same key with other users or another reward is a 409."""
+    caller.require(Role.ADMIN, Role.SERVICE)
+    if rewards.reward_settings(caller, reward_id) is None:
+        raise RewardNotFound(f"reward {reward_id} is unknown")
+    users = _users(caller, body)
+    fingerprint = hashlib.sha256("\n".join(users).encode()).hexdigest()
+    moment = now_iso()
+    batch = {"batch_id": _batch_id(caller, reward_id, body.idempotency_key), "reward_id": reward_id,
+             "reason": body.reason, "audience_id": body.audience_id, "status": "QUEUING", "total": len(users),
+             "granted": 0, "failed": 0, "done": 0, "failed_reasons": {}, "fingerprint": fingerprint,
+             "created_by": caller.sub, "created_at": moment, "updated_at": moment}
+    batch = {k: v for k, v in batch.items() if v is not None}
+    existing = dal.put_grant_batch(caller.scope, batch)
+    if existing is not None:
+        if existing["fingerprint"] != fingerprint or existing["reward_id"] != reward_id:
+            raise Conflict("this idempotency_key made a batch of other users or another reward",
+                           code="IDEMPOTENCY_KEY_REUSED")
+        if existing["status"] != "QUEUING":
+            return view(existing)
+    bid = batch["batch_id"]
+    files.enqueue([{"tenant_id": caller.tenant_id, "app_id": caller.app_id, "batch_id": bid, "offset": offset,
+                    "user_ids": users[offset:offset + CHUNK]} for offset in range(0, len(users), CHUNK)],
+                  QUEUE_VARIABLE)
+    dal.grant_batch_queued(caller.scope, bid)
+    metrics.add_metric(name="BatchGrantsRequested", unit="Count", value=len(users))
+    return view(dal.get_grant_batch(caller.scope, bid))
+
+
+def get_batch(caller: Caller, batch_id: str) -> GrantBatch:
+    caller.require(Role.ADMIN, Role.SERVICE)
+    item = dal.get_grant_batch(caller.scope, batch_id)
+    if item is None:
+        raise NotFound(f"grant batch {batch_id} is unknown", code="GRANT_BATCH_NOT_FOUND")
+    return view(item)
+
+
+def _reason_key(reason: str | None) -> str:
+    """A failure's reason without its particulars (an error's text), so the batch's tally stays small."""
+    return (reason or "unknown").split(":")[0][:120]
+
+
+def process_chunk(tenant_id: str, app_id: str, batch_id: str, user_ids: list[str], attempt: int,
+                  seconds_left: Callable[[], float] = lambda: float("inf")) -> None:
+    """The worker's unit: each user of the chunk through the grant pipeline, then the finished grants counted
+    once. Users counted by an earlier delivery are skipped; users whose distribution asks for a retry, or who
+    did not fit in the invocation, leave the chunk Unfinished (it comes back; `attempt` is its delivery count)."""
+    caller = grants.pipeline_caller(tenant_id, app_id)
+    scope = scope_of(tenant_id, app_id)
+    batch = dal.get_grant_batch(scope, batch_id)
+    if batch is None:
+        raise LookupError(f"grant batch {batch_id} is unknown")  # never: the batch is written before its chunks
+    ids = {user: grant_id_of(batch_id, user) for user in user_ids}
+    counted = dal.counted_grants(scope, list(ids.values()))
+    todo = [user for user in user_ids if ids[user] not in counted]
+    reward = rewards.reward_settings(caller, batch["reward_id"]) if todo else None
+    log = {"reward_id": batch["reward_id"], "task_id": None, "campaign_id": None,
+           "completed_at": batch["created_at"], "contact": None}  # frequency windows: the batch's own time
+    outcomes: list[tuple[str, str | None]] = []
+    retry, out_of_time = 0, 0
+    for user in todo:
+        if seconds_left() < USER_SECONDS + COUNT_SECONDS:
+            out_of_time += 1
+            continue
+        try:
+            grant = grants.grant_for(caller, {**log, "completion_id": ids[user], "user_id": user}, attempt,
+                                     reward=reward, grant_batch_id=batch_id)
+        except grants.RetryLater:
+            retry += 1
+            continue
+        if grant["status"] not in grants.FINAL:  # a racing delivery holds it: counted when it is done
+            out_of_time += 1
+            continue
+        failed = grant["status"] == "FAILED"
+        outcomes.append((ids[user], _reason_key(grant.get("reason")) if failed else None))
+    dal.count_grant_outcomes(scope, batch_id, outcomes, now_iso())
+    if retry or out_of_time:
+        logger.info("chunk left users for its next delivery",
+                    extra={"batch_id": batch_id, "retry": retry, "out_of_time": out_of_time})
+        raise Unfinished(f"{retry + out_of_time} users left for the next delivery", backoff=retry > 0)
