@@ -23,8 +23,8 @@ def handle(record: SQSRecord, lambda_context: Any = None) -> None:
     context = lambda_context  # Powertools passes it to a record handler that names it
     seconds_left = (lambda: context.get_remaining_time_in_millis() / 1000) if context else (lambda: float("inf"))
     try:
-        batches.process_chunk(work["tenant_id"], work["app_id"], work["batch_id"], work["user_ids"], attempt,
-                              seconds_left)
+        batches.process_chunk(work["tenant_id"], work["app_id"], work["batch_id"], int(work["offset"]),
+                              work["user_ids"], attempt, seconds_left)
     except batches.Unfinished as unfinished:
         if unfinished.backoff:
             grants.back_off(record.receipt_handle, attempt, batches.QUEUE_VARIABLE)

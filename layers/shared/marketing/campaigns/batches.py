@@ -108,41 +108,68 @@ def _reason_key(reason: str | None) -> str:
     return (reason or "unknown").split(":")[0][:120]
 
 
-def process_chunk(tenant_id: str, app_id: str, batch_id: str, user_ids: list[str], attempt: int,
+def bulk_ok(reward: dict) -> bool:
+    """A reward whose grant needs no per-user work (no code to issue, nothing to send, no frequency slot, no
+    parts to reserve) is issued in bulk; any other goes through the grant pipeline user by user."""
+    return ((reward.get("distributor") or {}).get("type", "auto") == "auto" and not grants.issues_codes(reward)
+            and reward["reward_type"] != "BUNDLE"
+            and not any(rule["type"] == "frequency" for rule in reward.get("validators", [])))
+
+
+def process_chunk(tenant_id: str, app_id: str, batch_id: str, offset: int, user_ids: list[str], attempt: int,
                   seconds_left: Callable[[], float] = lambda: float("inf")) -> None:
-    """The worker's unit: each user of the chunk through the grant pipeline, then the finished grants counted
-    once. Users counted by an earlier delivery are skipped; users whose distribution asks for a retry, or who
-    did not fit in the invocation, leave the chunk Unfinished (it comes back; `attempt` is its delivery count)."""
+    """The worker's unit: the chunk's users granted (in bulk, or each through the grant pipeline), then, once
+    every one of them is decided, the chunk counted once. A user's grant id is fixed by (batch, user), so a
+    repeated delivery finds the grants decided before and grants nobody twice. Users whose distribution asks
+    for a retry, or who did not fit in the invocation, leave the chunk Unfinished: it comes back (`attempt` is
+    its delivery count), and is counted when all are decided."""
     caller = grants.pipeline_caller(tenant_id, app_id)
     scope = scope_of(tenant_id, app_id)
     batch = dal.get_grant_batch(scope, batch_id)
     if batch is None:
         raise LookupError(f"grant batch {batch_id} is unknown")  # never: the batch is written before its chunks
+    if str(offset) in batch.get("chunks", set()):
+        return  # a redelivery of a counted chunk
     ids = {user: grant_id_of(batch_id, user) for user in user_ids}
-    counted = dal.counted_grants(scope, list(ids.values()))
-    todo = [user for user in user_ids if ids[user] not in counted]
-    reward = rewards.reward_settings(caller, batch["reward_id"]) if todo else None
+    reward = rewards.reward_settings(caller, batch["reward_id"])
+    if reward is not None and bulk_ok(reward):
+        found = rewards.issue_in_bulk(caller, batch["reward_id"], [(ids[user], user) for user in user_ids],
+                                      details=grants.issued_content(reward), grant_batch_id=batch_id,
+                                      refused={u: r for u in user_ids if (r := grants.refusal_of(reward, u))})
+        # Sent again for grants an earlier delivery issued: its events may have been lost.
+        grants.publish_granted(caller, [g for g in found if g["status"] == "DISTRIBUTED"])
+    else:
+        found = list(rewards.stored_grants(caller, list(ids.values())).values())
+    decided = {g["grant_id"]: g for g in found if g["status"] in grants.FINAL}
+    rest = [user for user in user_ids if ids[user] not in decided]
+    waiting, retry = _through_the_pipeline(caller, batch, reward, rest, ids, attempt, seconds_left, decided)
+    if retry or waiting:
+        logger.info("chunk left users for its next delivery",
+                    extra={"batch_id": batch_id, "retry": retry, "waiting": waiting})
+        raise Unfinished(f"{retry + waiting} users left for the next delivery", backoff=retry > 0)
+    reasons = [_reason_key(g.get("reason")) if g["status"] == "FAILED" else None for g in decided.values()]
+    dal.count_chunk(scope, batch_id, offset, reasons, now_iso())
+
+
+def _through_the_pipeline(caller: Caller, batch: dict, reward: dict | None, users: list[str], ids: dict[str, str],
+                          attempt: int, seconds_left: Callable[[], float], decided: dict[str, dict]) -> tuple[int, int]:
+    """Each user through the grant pipeline while the invocation has time, the decided grants added to
+    `decided`: answers (users waiting for time or a racing delivery, users whose distribution is retried)."""
     log = {"reward_id": batch["reward_id"], "task_id": None, "campaign_id": None,
            "completed_at": batch["created_at"], "contact": None}  # frequency windows: the batch's own time
-    outcomes: list[tuple[str, str | None]] = []
-    retry, out_of_time = 0, 0
-    for user in todo:
+    waiting = retry = 0
+    for user in users:
         if seconds_left() < USER_SECONDS + COUNT_SECONDS:
-            out_of_time += 1
+            waiting += 1
             continue
         try:
             grant = grants.grant_for(caller, {**log, "completion_id": ids[user], "user_id": user}, attempt,
-                                     reward=reward, grant_batch_id=batch_id)
+                                     reward=reward, grant_batch_id=batch["batch_id"])
         except grants.RetryLater:
             retry += 1
             continue
-        if grant["status"] not in grants.FINAL:  # a racing delivery holds it: counted when it is done
-            out_of_time += 1
-            continue
-        failed = grant["status"] == "FAILED"
-        outcomes.append((ids[user], _reason_key(grant.get("reason")) if failed else None))
-    dal.count_grant_outcomes(scope, batch_id, outcomes, now_iso())
-    if retry or out_of_time:
-        logger.info("chunk left users for its next delivery",
-                    extra={"batch_id": batch_id, "retry": retry, "out_of_time": out_of_time})
-        raise Unfinished(f"{retry + out_of_time} users left for the next delivery", backoff=retry > 0)
+        if grant["status"] in grants.FINAL:
+            decided[grant["grant_id"]] = grant
+        else:  # a racing delivery holds it
+            waiting += 1
+    return waiting, retry

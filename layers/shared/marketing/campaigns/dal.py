@@ -8,8 +8,7 @@
     completion log  pk T#{s}#TASK#{task}        sk LOG#{completion}
                     gsi1 T#{s}#U#{user}#TASKLOG / TASK#{task}#{completion}
     task stats      pk T#{s}#TASK#{task}        sk STATS
-    grant batch     pk T#{s}#GRANTBATCH#{batch} sk GRANTBATCH   (its grants are the rewards' grant items,
-                                                                  marked `batch_counted` once counted)
+    grant batch     pk T#{s}#GRANTBATCH#{batch} sk GRANTBATCH   (chunks: the offsets of the chunks counted)
 
 `{s}` is the scope of the caller, `{tenant_id}#A#{app_id}` (marketing.core.identity.scope_of): every item
 belongs to one app of one tenant.
@@ -517,10 +516,6 @@ def release_frequency(scope: str, user_id: str, reward_id: str, window: str, gra
 
 # --- batch grants -------------------------------------------------------------------------------------------
 
-# A transaction holds 100 actions: the batch's counters and up to 99 grants' marks.
-COUNT_GROUP = 99
-
-
 def grant_batch_key(scope: str, batch_id: str) -> dict[str, str]:
     return {"pk": f"T#{scope}#GRANTBATCH#{batch_id}", "sk": "GRANTBATCH"}
 
@@ -559,39 +554,10 @@ def grant_batch_queued(scope: str, batch_id: str) -> None:
     _set_batch_status(scope, batch_id, "PROCESSING", "#s = :queuing AND done < #total", {":queuing": "QUEUING"})
 
 
-def counted_grants(scope: str, grant_ids: list[str]) -> set[str]:
-    """Which of these grants the batch has counted already (a redelivered chunk skips them)."""
-    items = _batch_get([grant_key(scope, g) for g in grant_ids])
-    return {i["grant_id"] for i in items if i.get("batch_counted")}
-
-
-def count_grant_outcomes(scope: str, batch_id: str, outcomes: list[tuple[str, str | None]], moment: str) -> None:
-    """Count each finished grant (grant id, failure reason or None) in the batch's counters exactly once: each
-    transaction marks its grants `batch_counted` (conditional) and adds them to the counters, so a grant counted
-    by an earlier delivery cancels it; that grant is dropped and the rest counted. Then the batch is DONE when
-    every user is counted."""
-    for start in range(0, len(outcomes), COUNT_GROUP):
-        group = outcomes[start:start + COUNT_GROUP]
-        while group:
-            try:
-                _transact([*(_mark_counted(scope, gid) for gid, _ in group),
-                           _add_outcomes(scope, batch_id, [reason for _, reason in group], moment)])
-                break
-            except ConditionFailed as exc:
-                counted = {i for i, r in enumerate(exc.reasons[:len(group)]) if r == "ConditionalCheckFailed"}
-                if not counted:
-                    raise
-                group = [g for i, g in enumerate(group) if i not in counted]
-    _set_batch_status(scope, batch_id, "DONE", "done = #total AND #s <> :to", {})
-
-
-def _mark_counted(scope: str, grant_id: str) -> dict:
-    return {"Update": {"Key": grant_key(scope, grant_id), "UpdateExpression": "SET batch_counted = :yes",
-                       "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(batch_counted)",
-                       "ExpressionAttributeValues": {":yes": True}}}
-
-
-def _add_outcomes(scope: str, batch_id: str, reasons: list[str | None], moment: str) -> dict:
+def count_chunk(scope: str, batch_id: str, offset: int, reasons: list[str | None], moment: str) -> None:
+    """Add a finished chunk's outcomes (None: granted, else the failure's reason) to the batch's counters once:
+    the batch keeps the set of counted chunks, and the update is conditional on this one not being in it. Then
+    the batch is DONE when every user is counted."""
     failures: dict[str, int] = {}
     for reason in reasons:
         if reason is not None:
@@ -601,9 +567,14 @@ def _add_outcomes(scope: str, batch_id: str, reasons: list[str | None], moment: 
                                     for i in range(len(failures))]
     names = {f"#r{i}": reason for i, reason in enumerate(failures)}
     values = {":now": moment, ":g": granted, ":f": len(reasons) - granted, ":d": len(reasons),
+              ":chunk": {str(offset)}, ":offset": str(offset),
               **({":zero": 0} if failures else {}), **{f":n{i}": n for i, n in enumerate(failures.values())}}
-    update = {"Key": grant_batch_key(scope, batch_id), "UpdateExpression":
-              f"SET {', '.join(sets)} ADD granted :g, failed :f, done :d", "ExpressionAttributeValues": values}
-    if names:
-        update["ExpressionAttributeNames"] = names
-    return {"Update": update}
+    try:
+        dynamo.table().update_item(
+            Key=grant_batch_key(scope, batch_id), ConditionExpression="NOT contains(chunks, :offset)",
+            UpdateExpression=f"SET {', '.join(sets)} ADD granted :g, failed :f, done :d, chunks :chunk",
+            ExpressionAttributeValues=values, **({"ExpressionAttributeNames": names} if names else {}))
+    except ClientError as exc:
+        if not dynamo.is_condition_failure(exc):
+            raise  # else: counted by an earlier delivery, which may have died before closing the batch
+    _set_batch_status(scope, batch_id, "DONE", "done = #total AND #s <> :to", {})

@@ -119,22 +119,8 @@ class _Pipeline:
         for window, _ in self._frequencies() if self.reward is not None else []:
             dal.release_frequency(self.scope, self.log["user_id"], self.log["reward_id"], window, self.grant_id)
 
-    def _refusal(self) -> str | None:
-        """The reward's time window and user validators; frequency, stock and the per-user limit are exact
-        DynamoDB conditions (the frequency slot, then the reservation)."""
-        reward, moment, user = self.reward, now(), self.log["user_id"]
-        if not _inside(moment, reward.get("valid_from"), reward.get("valid_until")):
-            return "the reward is outside its validity"
-        for rule in reward.get("validators", []):
-            if rule["type"] == "time_window" and not _inside(moment, rule.get("start"), rule.get("end")):
-                return "outside the reward's time window"
-            if rule["type"] == "user" and (user in rule.get("deny", []) or
-                                           (rule.get("allow") and user not in rule["allow"])):
-                return "the user may not receive this reward"
-        return None
-
     def _reserve(self, grant: dict) -> dict:
-        refusal = self._refusal()
+        refusal = refusal_of(self.reward, self.log["user_id"])
         if refusal:
             return self._fail(grant, refusal)
         for window, limit in self._frequencies():
@@ -165,14 +151,11 @@ class _Pipeline:
 
     def _generate_issue(self) -> dict:
         """A redeem code is issued once per grant (a repeat returns the same code)."""
-        reward, content = self.reward, self.reward.get("content", {})
-        kind = reward["reward_type"]
-        if kind == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code":
+        reward = self.reward
+        if issues_codes(reward):
             return rewards.issue_code(self.caller, reward_id=reward["reward_id"], user_id=self.log["user_id"],
                                       campaign_id=self.log["campaign_id"], grant_id=self.grant_id)
-        if kind == "POINTS":
-            return {"points": content["amount"] * reward.get("generator", {}).get("multiplier", 1)}
-        return {k: v for k, v in content.items() if k != "type"}
+        return issued_content(reward)
 
     def _generate(self, grant: dict) -> dict:
         started = time.perf_counter()
@@ -238,10 +221,8 @@ class _Pipeline:
         return grant
 
     def _publish(self, grant: dict) -> None:
-        events.publish(self.caller, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
-                       detail={"grant_id": self.grant_id, "reward_id": grant["reward_id"],
-                               "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"],
-                               "user_id": grant["user_id"], "status": grant["status"]})
+        publish_granted(self.caller, [{**grant, "task_id": self.log["task_id"],
+                                       "campaign_id": self.log["campaign_id"]}])
 
     def _fail(self, grant: dict, reason: str) -> dict:
         """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat), the
@@ -254,6 +235,41 @@ class _Pipeline:
         metrics.add_metric(name="GrantsFailed", unit="Count", value=1)
         logger.info("grant failed", extra={"grant_id": self.grant_id, "reason": reason})
         return grant
+
+
+def refusal_of(reward: dict, user: str) -> str | None:
+    """The reward's time window and user validators; frequency, stock and the per-user limit are exact
+    DynamoDB conditions (the frequency slot, then the reservation)."""
+    moment = now()
+    if not _inside(moment, reward.get("valid_from"), reward.get("valid_until")):
+        return "the reward is outside its validity"
+    for rule in reward.get("validators", []):
+        if rule["type"] == "time_window" and not _inside(moment, rule.get("start"), rule.get("end")):
+            return "outside the reward's time window"
+        if rule["type"] == "user" and (user in rule.get("deny", []) or
+                                       (rule.get("allow") and user not in rule["allow"])):
+            return "the user may not receive this reward"
+    return None
+
+
+def issues_codes(reward: dict) -> bool:
+    return reward["reward_type"] == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code"
+
+
+def issued_content(reward: dict) -> dict:
+    """What a grant of a reward that issues no code gives the user."""
+    content = reward.get("content", {})
+    if reward["reward_type"] == "POINTS":
+        return {"points": content["amount"] * reward.get("generator", {}).get("multiplier", 1)}
+    return {k: v for k, v in content.items() if k != "type"}
+
+
+def publish_granted(caller: Caller, grants: list[dict]) -> None:
+    """`reward.granted` for each distributed grant, as the pipeline publishes it (ten events a request)."""
+    events.publish_many(caller, source="campaigns", detail_type="reward.granted", entries=[
+        (g["grant_id"], {"grant_id": g["grant_id"], "reward_id": g["reward_id"], "task_id": g.get("task_id"),
+                         "campaign_id": g.get("campaign_id"), "user_id": g["user_id"], "status": g["status"]})
+        for g in grants])
 
 
 class _NoRecipient(Exception):

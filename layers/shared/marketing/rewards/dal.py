@@ -346,6 +346,31 @@ def put_grant(t: str, grant: dict) -> None:
         raise
 
 
+def issue_grants(t: str, grants: list[dict], *, shard: int, limited: bool, per_user_limit: int | None,
+                 reward_version: int) -> None:
+    """Grants of one reward issued together, all or nothing (a batch grant's users): each new grant, each
+    user's allowance (with a per-user limit), the group's units out of one stock shard into `issued`, the
+    reward unchanged. Positions: grants 0..n-1, then the allowances n..2n-1 (with a limit), the shard, the
+    reward."""
+    rid = grants[0]["reward_id"]
+    actions = [{"Put": {"Item": grant_item(t, g), "ConditionExpression": "attribute_not_exists(pk)"}} for g in grants]
+    if per_user_limit is not None:
+        actions += [take_allowance(t, rid, g["user_id"], g.get("quantity", 1), per_user_limit) for g in grants]
+    actions += [take_stock(t, rid, shard, sum(g.get("quantity", 1) for g in grants), limited=limited, into="issued"),
+                reward_unchanged(t, rid, reward_version)]
+    transact(actions)
+
+
+def put_new_grants(t: str, grants: list[dict]) -> None:
+    """Grants that take nothing (refused ones, FAILED), each only if its id is new; one transaction of up to
+    100. ConditionFailed names the positions of the ids that exist."""
+    transact([{"Put": {"Item": grant_item(t, g), "ConditionExpression": "attribute_not_exists(pk)"}} for g in grants])
+
+
+def get_grants(t: str, gids: list[str]) -> list[dict]:
+    return [strip(i) for i in batch_get([grant_key(t, g) for g in gids])]
+
+
 def get_grant(t: str, gid: str) -> dict | None:
     return strip(_get(grant_key(t, gid)))
 
