@@ -32,7 +32,8 @@ from marketing.core.errors import Conflict
 
 SWEEP_PARTITIONS = 4
 # A reservation's fields its release needs: its expiry pointer carries them, so the sweeper never reads it.
-RELEASE_FIELDS = ("reservation_id", "reward_id", "user_id", "shard", "quantity", "limited", "counted", "expires_at")
+RELEASE_FIELDS = ("reservation_id", "reward_id", "user_id", "shard", "quantity", "limited", "counted", "expires_at",
+                  "parts")
 
 
 class ConditionFailed(Exception):
@@ -248,10 +249,25 @@ def reward_unchanged(t: str, rid: str, version: int) -> dict:
                                "ExpressionAttributeValues": {":v": version}}}
 
 
+# --- a bundle's parts (rewards.bundles): the last actions of its transactions ---
+PART_ACTIONS = 2  # per part: its stock shard, its reward's version
+
+
+def part_actions(t: str, parts: list[dict], into: str) -> list[dict]:
+    return [action for p in parts for action in (
+        take_stock(t, p["reward_id"], p["shard"], p["quantity"], limited=p["limited"], into=into),
+        reward_unchanged(t, p["reward_id"], p["version"]))]
+
+
+def parts_returned(t: str, parts: list[dict], out_of: str) -> list[dict]:
+    return [return_stock(t, p["reward_id"], p["shard"], p["quantity"], limited=p["limited"], out_of=out_of)
+            for p in parts]
+
+
 # --- reservations ---
 def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited: bool,
             per_user_limit: int | None) -> None:
-    """Positions: 0 reservation (exists), 1 stock shard, 2 reward, 3 allowance."""
+    """Positions: 0 reservation (exists), 1 stock shard, 2 reward, 3 allowance; a bundle's parts last."""
     r = reservation
     actions = [
         {"Put": {"Item": {**reservation_key(t, r["reservation_id"]), "gsi1pk": f"T#{t}#REWARD#{r['reward_id']}#RES",
@@ -263,8 +279,8 @@ def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited
     if per_user_limit is not None:
         actions.append(take_allowance(t, r["reward_id"], r["user_id"], r["quantity"], per_user_limit))
     actions.append({"Put": {"Item": {**sweep_key(t, r["reservation_id"], r["expires_at"]), "scope": t,
-                                     **{k: r[k] for k in RELEASE_FIELDS}}}})
-    transact(actions)
+                                     **{k: r[k] for k in RELEASE_FIELDS if k in r}}}})
+    transact(actions + part_actions(t, r.get("parts", []), into="reserved"))
 
 
 def get_reservation(t: str, res_id: str) -> dict | None:
@@ -284,6 +300,7 @@ def confirm(t: str, r: dict, now: str) -> None:
         _set_reservation(t, r, "CONFIRMED", now, "#s = :pending AND expires_at > :now", {":pending": "PENDING"}),
         move_stock(t, r["reward_id"], r["shard"], r["quantity"]),
         {"Delete": {"Key": sweep_key(t, r["reservation_id"], r["expires_at"])}},
+        *(move_stock(t, p["reward_id"], p["shard"], p["quantity"]) for p in r.get("parts", [])),
     ])
 
 
@@ -301,7 +318,7 @@ def release_actions(t: str, r: dict, to: str, now: str, *, only_if_expired: bool
     ]
     if r.get("counted"):
         actions.append(return_allowance(t, r["reward_id"], r["user_id"], r["quantity"]))
-    return actions
+    return actions + parts_returned(t, r.get("parts", []), out_of="reserved")
 
 
 def due_reservations(now: str, limit: int = 100) -> list[dict]:
@@ -568,7 +585,8 @@ def update_code(t: str, code: str, expression: str, condition: str, values: dict
 
 def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, reward_version: int,
            allowance: dict | None) -> None:
-    """One transaction. Positions: 0 code, 1 stock, 2 reward, 3 grant, 4 allowance."""
+    """One transaction. Positions: 0 code, 1 stock, 2 reward, 3 grant, 4 allowance; a bundle's parts (the
+    grant's `parts`) last."""
     actions = [
         {"Update": {"Key": code_key(t, code),
                     "UpdateExpression": "SET #s = :used, used_by = :u, used_at = :now, grant_id = :g",
@@ -585,7 +603,7 @@ def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, rew
     ]
     if allowance:
         actions.append(allowance)
-    transact(actions)
+    transact(actions + part_actions(t, grant.get("parts", []), into="issued"))
 
 
 def issue_code(t: str, grant_id: str, code: dict, *, fresh: bool) -> None:

@@ -16,7 +16,7 @@ from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id
 from marketing.core.observability import logger, metrics
-from marketing.rewards import dal
+from marketing.rewards import bundles, dal
 from marketing.rewards.errors import (
     GrantNotFound,
     IllegalTransition,
@@ -82,6 +82,7 @@ def _check_distributor(body: RewardFields) -> None:
 def create_reward(caller: Caller, body: RewardIn) -> Reward:
     caller.require(Role.ADMIN)
     _check_distributor(body)
+    bundles.check_parts(caller.scope, body)
     moment = now_iso()
     item = {**body.stored(), "reward_id": new_id(), "total_stock": body.total_stock, "shards": body.shards,
             "version": 1, "created_at": moment, "updated_at": moment}
@@ -101,6 +102,7 @@ def list_rewards(caller: Caller, limit: int, next_token: str | None) -> RewardPa
 def update_reward(caller: Caller, reward_id: str, body: RewardFields) -> Reward:
     caller.require(Role.ADMIN)
     _check_distributor(body)
+    bundles.check_parts(caller.scope, body)
     try:
         item = dal.update_reward(caller.scope, reward_id, body.stored(), now_iso())
     except dal.ConditionFailed as exc:
@@ -165,6 +167,9 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 "status": "PENDING", "expires_at": iso(moment + timedelta(minutes=expire_minutes)),
                 "created_at": iso(moment), "updated_at": iso(moment),
                 "limited": reward.get("total_stock") is not None, "counted": limit is not None}
+        parts = bundles.pick(t, reward, quantity, shard_order)
+        if parts:
+            base["parts"] = parts
         order = shard_order(t, reward, quantity)
         if not order and (existing := dal.get_reservation(t, res_id)):
             # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
@@ -180,8 +185,8 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
                     return _existing_reservation(dal.get_reservation(t, res_id), res_id, reward_id, user_id), False
-                if failed.failed(2):
-                    break  # the reward changed or went: read it again
+                if failed.failed(2) or bundles.failed_part(failed, parts):
+                    break  # the reward (or a part) changed or went: read it again
                 if limit is not None and failed.failed(3):
                     raise PerUserLimitReached(f"user {user_id} reached the limit of {limit}") from failed
                 if not failed.failed(1):
@@ -337,7 +342,8 @@ def _rollback_returns(t: str, grant: dict, moment: str) -> list[dict]:
         if record["status"] == "CONFIRMED":
             actions = [dal.reservation_rolled_back(t, record, moment),
                        dal.return_stock(t, record["reward_id"], record["shard"], record["quantity"],
-                                        limited=record["limited"], out_of="issued")]
+                                        limited=record["limited"], out_of="issued"),
+                       *dal.parts_returned(t, record.get("parts", []), out_of="issued")]
             if record.get("counted"):
                 actions.append(dal.return_allowance(t, record["reward_id"], record["user_id"], record["quantity"]))
             return actions
@@ -346,7 +352,8 @@ def _rollback_returns(t: str, grant: dict, moment: str) -> list[dict]:
         return []
     if grant.get("shard") is not None:
         actions = [dal.return_stock(t, grant["reward_id"], grant["shard"], grant.get("quantity", 1),
-                                    limited=grant.get("limited", False), out_of="issued")]
+                                    limited=grant.get("limited", False), out_of="issued"),
+                   *dal.parts_returned(t, grant.get("parts", []), out_of="issued")]
         if grant.get("counted"):
             actions.append(dal.return_allowance(t, grant["reward_id"], grant["user_id"], grant.get("quantity", 1)))
         return actions
