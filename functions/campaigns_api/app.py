@@ -177,9 +177,9 @@ def create_grant_batch(reward_id: Id, body: GrantBatchIn) -> Response[GrantBatch
     return Response(status_code=202, body=batch, content_type="application/json")
 
 
-@app.get("/v1/grant-batches/<batch_id>")
-def get_grant_batch(batch_id: Id) -> GrantBatch:
-    return batches.get_batch(caller(app), batch_id)
+@app.get("/v1/grant-batches/<grant_batch_id>")
+def get_grant_batch(grant_batch_id: Id) -> GrantBatch:
+    return batches.get_batch(caller(app), grant_batch_id)
 
 
 lambda_handler = lambda_handler_for(app)

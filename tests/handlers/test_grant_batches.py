@@ -22,7 +22,7 @@ from tests.support import Function, RunningOutContext, claims
 
 USERS = int(os.environ.get("GRANT_BATCH_PROOF_USERS", "2000"))
 CREATE = "/v1/rewards/{reward_id}/grant-batches"
-GET = "/v1/grant-batches/{batch_id}"
+GET = "/v1/grant-batches/{grant_batch_id}"
 
 
 @pytest.fixture
