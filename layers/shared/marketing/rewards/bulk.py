@@ -23,7 +23,7 @@ from marketing.rewards.service import STAFF
 GROUP_WITH_LIMIT = 49
 GROUP = 98
 REFUSALS_PER_WRITE = 100
-_ROUNDS = 50
+_STALLS = 20  # rounds in which another writer took the shard's units or changed the reward
 
 
 def issue(caller: Caller, reward_id: str, users: list[tuple[str, str]], *, details: dict,
@@ -37,9 +37,10 @@ def issue(caller: Caller, reward_id: str, users: list[tuple[str, str]], *, detai
     pending = [(gid, user) for gid, user in users if user not in refused]
     written: dict[str, dict] = {}
     existing: set[str] = set()
-    for _ in range(_ROUNDS):
-        if not pending:
-            break
+    stalls = 0
+    while pending:
+        if stalls > _STALLS:
+            raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
         reward = dal.get_reward(t, reward_id)
         if reward is None:
             refused.update({user: "the reward is unknown or was deleted" for _, user in pending})
@@ -66,12 +67,11 @@ def issue(caller: Caller, reward_id: str, users: list[tuple[str, str]], *, detai
             existing |= {group[i][0] for i in found}
             refused.update({group[i][1]: "the user reached the reward's per-user limit" for i in over})
             pending = [p for i, p in enumerate(group) if i not in found | over] + pending[n:]
-            continue  # else the shard ran short or the reward changed: read both again
+            stalls += not (found or over)  # the shard ran short or the reward changed: read both again
+            continue
         metrics.add_metric(name="RewardsGranted", unit="Count", value=len(group))
         written.update({r["grant_id"]: r for r in records})
         pending = pending[len(group):]
-    else:
-        raise Conflict("the reward is changing too fast; try again", code="REWARD_BUSY")
     failures, found = _write_refusals(t, reward_id, [(gid, user) for gid, user in users if user in refused], refused,
                                       grant_batch_id)
     written.update(failures)
