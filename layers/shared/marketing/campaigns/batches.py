@@ -1,10 +1,12 @@
-"""Batch grants (the seed's 批量发放): one reward to up to 100,000 users, through the grant pipeline.
+"""Batch grants (the seed's 批量发放): one reward to up to 100,000 users.
 
-The API stores the batch and puts its users on GrantBatchQueue in chunks; the worker runs each user of a chunk
-through the same pipeline as a completed task (grants.grant_for: validators, frequency, stock and per-user
-limit in DynamoDB conditions, generation, the reward's distributor, `reward.granted`). A user's grant id is
-derived from (batch, user), so however often a chunk is delivered each user gets at most one grant, and the
-batch counts each grant once (dal.count_grant_outcomes).
+The API stores the batch and puts its users on GrantBatchQueue in chunks. The worker grants a chunk's users in
+bulk when the reward needs no per-user work (marketing.rewards.bulk: many grants, their allowances and their
+stock in one transaction), else runs each through the same pipeline as a completed task (grants.grant_for:
+validators, frequency, stock and per-user limit in DynamoDB conditions, generation, the reward's distributor).
+Either way `reward.granted` goes out per grant. A user's grant id is derived from (batch, user), so however
+often a chunk is delivered each user gets at most one grant; a chunk is counted once, when all its users are
+decided (dal.count_chunk).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from marketing.campaigns import dal, grants
+from marketing.campaigns import channels, dal, grants
 from marketing.campaigns.models import GrantBatch, GrantBatchIn
 from marketing.core.clock import now_iso
 from marketing.core.errors import Conflict, InvalidInput, NotFound
@@ -27,7 +29,7 @@ CHUNK = 500  # users per queue message: well under SQS's 256 KB with 128-charact
 QUEUE_VARIABLE = "GRANT_BATCH_QUEUE_URL"
 # Time one user may take at worst (a distribution channel at its timeout, plus DynamoDB), and the counting
 # that ends a chunk: a chunk starts no user once less than both is left of the invocation.
-USER_SECONDS = 7
+USER_SECONDS = channels.TIMEOUT_SECONDS + 2
 COUNT_SECONDS = 5
 
 
