@@ -1,12 +1,12 @@
 """Campaign engine API: campaigns, audiences, tasks and their links (admin), the trigger endpoint, completion
-logs and stats, and each user's task view."""
+logs and stats, each user's task view, and batch grants of a reward."""
 
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from marketing.campaigns import service
+from marketing.campaigns import batches, service
 from marketing.campaigns.models import (
     Audience,
     AudienceIn,
@@ -20,6 +20,8 @@ from marketing.campaigns.models import (
     CampaignTaskIn,
     CompletionLogPage,
     CompletionStats,
+    GrantBatch,
+    GrantBatchIn,
     Task,
     TaskIn,
     TaskPage,
@@ -166,6 +168,18 @@ def completion_logs(task_id: Annotated[Identifier | None, Query()] = None,
 @app.get("/v1/users/<user_id>/tasks")
 def user_tasks(user_id: Id) -> UserTasks:
     return service.user_tasks(caller(app), user_id)
+
+
+# --- batch grants ---
+@app.post("/v1/rewards/<reward_id>/grant-batches", status_code=202)
+def create_grant_batch(reward_id: Id, body: GrantBatchIn) -> Response[GrantBatch]:
+    batch = batches.create_batch(caller(app), reward_id, body)
+    return Response(status_code=202, body=batch, content_type="application/json")
+
+
+@app.get("/v1/grant-batches/<grant_batch_id>")
+def get_grant_batch(grant_batch_id: Id) -> GrantBatch:
+    return batches.get_batch(caller(app), grant_batch_id)
 
 
 lambda_handler = lambda_handler_for(app)

@@ -7,6 +7,7 @@ matrix (its requests target them) and the fuzzer (its path parameters draw from 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,13 @@ def seed_tenant(stack, tenant: str, *, copies: int = 1) -> dict[str, list]:
                                          201)["campaign_id"])
         task = add("task_id", ok(admin.post("/v1/tasks", task_body("register", reward)), 201)["task_id"])
         ok(admin.post(f"/v1/campaigns/{campaign}/tasks", {"task_id": task}), 201)
+        # a batch grant of the reward to the audience, waited for: nothing of it happens later
+        grant_batch = add("grant_batch_id", ok(admin.post(f"/v1/rewards/{reward}/grant-batches", {
+            "audience_id": audience, "reason": "seeded"}), 202)["batch_id"])
+        for _ in range(150):
+            if ok(admin.get(f"/v1/grant-batches/{grant_batch}"))["status"] == "DONE":
+                break
+            time.sleep(0.2)
 
     # CPS: settings, p-root invites q, q invites v; an order through v's pid
     ok(admin.put("/v1/cps/settings", CPS_SETTINGS))

@@ -95,6 +95,8 @@ POLICIES: dict[str, Policy] = {
     "PUT /v1/reward-grants/{grant_id}/status": Policy(STAFF, body={"status": "USED"}),
     "POST /v1/reward-grants/{grant_id}/rollback": Policy(STAFF),
     "GET /v1/users/{user_id}/rewards": Policy(OWNER, EMPTY, path={"user_id": "bob"}),  # bob redeemed a code of A
+    "POST /v1/rewards/{reward_id}/grant-batches": Policy(STAFF, body={"user_ids": ["bob"], "reason": "matrix"}),
+    "GET /v1/grant-batches/{grant_batch_id}": Policy(STAFF),
     # redeem codes
     "POST /v1/campaigns/{campaign_id}/redeem-codes": Policy(ADMIN, body={"reward_id": "{reward_id}", "count": 2}),
     "GET /v1/redeem-code-batches/{batch_id}": Policy(STAFF),

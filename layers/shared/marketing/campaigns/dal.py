@@ -9,6 +9,7 @@
     completion log  pk T#{s}#TASK#{task}#LOG#{n}   sk LOG#{completion}
                     gsi1 T#{s}#U#{user}#TASKLOG / TASK#{task}#{completion}
     task stats      pk T#{s}#TASK#{task}#STATS#{n} sk STATS
+    grant batch     pk T#{s}#GRANTBATCH#{batch} sk GRANTBATCH   (chunks: the offsets of the chunks counted)
 
 A hot task's completions spread over TASK_SHARDS write shards `n` (picked by the completion id), so neither
 one stats item nor one log partition takes every completion; reads merge the shards.
@@ -544,3 +545,69 @@ def release_frequency(scope: str, user_id: str, reward_id: str, window: str, gra
         ])
     except ConditionFailed:
         pass  # never taken, released before, or the grant has not failed
+
+
+# --- batch grants -------------------------------------------------------------------------------------------
+
+def grant_batch_key(scope: str, batch_id: str) -> dict[str, str]:
+    return {"pk": f"T#{scope}#GRANTBATCH#{batch_id}", "sk": "GRANTBATCH"}
+
+
+def put_grant_batch(scope: str, batch: dict[str, Any]) -> dict | None:
+    """The new batch; when one has this id already (a repeated idempotency key), writes nothing and answers it."""
+    try:
+        dynamo.table().put_item(Item={**grant_batch_key(scope, batch["batch_id"]), **batch},
+                                ConditionExpression="attribute_not_exists(pk)",
+                                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            return _old_image(exc.response.get("Item")) or get_grant_batch(scope, batch["batch_id"])
+        raise
+    return None
+
+
+def get_grant_batch(scope: str, batch_id: str) -> dict | None:
+    return _get(**grant_batch_key(scope, batch_id), consistent=True)
+
+
+def _set_batch_status(scope: str, batch_id: str, to: str, condition: str, values: dict) -> None:
+    """A status move guarded by `condition`; a refusal means another writer decided already."""
+    try:
+        dynamo.table().update_item(
+            Key=grant_batch_key(scope, batch_id), UpdateExpression="SET #s = :to",
+            ConditionExpression=condition, ExpressionAttributeNames={"#s": "status", "#total": "total"},
+            ExpressionAttributeValues={":to": to, **values})
+    except ClientError as exc:
+        if not dynamo.is_condition_failure(exc):
+            raise
+
+
+def grant_batch_queued(scope: str, batch_id: str) -> None:
+    """QUEUING → PROCESSING once every chunk is on the queue (a batch done meanwhile stays DONE)."""
+    _set_batch_status(scope, batch_id, "PROCESSING", "#s = :queuing AND done < #total", {":queuing": "QUEUING"})
+
+
+def count_chunk(scope: str, batch_id: str, offset: int, reasons: list[str | None], moment: str) -> None:
+    """Add a finished chunk's outcomes (None: granted, else the failure's reason) to the batch's counters once:
+    the batch keeps the set of counted chunks, and the update is conditional on this one not being in it. Then
+    the batch is DONE when every user is counted."""
+    failures: dict[str, int] = {}
+    for reason in reasons:
+        if reason is not None:
+            failures[reason] = failures.get(reason, 0) + 1
+    granted = len(reasons) - sum(failures.values())
+    sets = ["updated_at = :now"] + [f"failed_reasons.#r{i} = if_not_exists(failed_reasons.#r{i}, :zero) + :n{i}"
+                                    for i in range(len(failures))]
+    names = {f"#r{i}": reason for i, reason in enumerate(failures)}
+    values = {":now": moment, ":g": granted, ":f": len(reasons) - granted, ":d": len(reasons),
+              ":chunk": {str(offset)}, ":offset": str(offset),
+              **({":zero": 0} if failures else {}), **{f":n{i}": n for i, n in enumerate(failures.values())}}
+    try:
+        dynamo.table().update_item(
+            Key=grant_batch_key(scope, batch_id), ConditionExpression="NOT contains(chunks, :offset)",
+            UpdateExpression=f"SET {', '.join(sets)} ADD granted :g, failed :f, done :d, chunks :chunk",
+            ExpressionAttributeValues=values, **({"ExpressionAttributeNames": names} if names else {}))
+    except ClientError as exc:
+        if not dynamo.is_condition_failure(exc):
+            raise  # else: counted by an earlier delivery, which may have died before closing the batch
+    _set_batch_status(scope, batch_id, "DONE", "done = #total AND #s <> :to", {})

@@ -42,35 +42,55 @@ def max_attempts() -> int:
 def process(detail: dict[str, Any], attempt: int) -> dict:
     """Run (or resume) the pipeline for one `task.completed`; answers the grant. It acts in the tenant and app
     the event names: the completion, the reward, its stock and the grant are all that app's."""
-    caller = Caller(sub="grant-pipeline", tenant_id=detail["tenant_id"], app_id=detail["app_id"],
-                    roles=frozenset({Role.SERVICE}))
+    caller = pipeline_caller(detail["tenant_id"], detail["app_id"])
     log = dal.get_log(caller.scope, detail["task_id"], detail["completion_id"])
     if log is None:
         raise LookupError(f"completion {detail['completion_id']} is unknown")  # never: the log is written first
+    return grant_for(caller, log, attempt)
+
+
+def pipeline_caller(tenant_id: str, app_id: str) -> Caller:
+    return Caller(sub="grant-pipeline", tenant_id=tenant_id, app_id=app_id, roles=frozenset({Role.SERVICE}))
+
+
+_UNREAD = object()
+
+
+def grant_for(caller: Caller, log: dict, attempt: int, *, reward: Any = _UNREAD,
+              grant_batch_id: str | None = None) -> dict:
+    """Run (or resume) the pipeline for one grant whose id is `log["completion_id"]`: a task completion's log,
+    or a batch grant's stand-in for one (marketing.campaigns.batches). `reward` spares a read when the caller
+    holds the reward's settings already (None: unknown or deleted)."""
     grant = rewards.create_grant(caller, grant_id=log["completion_id"], reward_id=log["reward_id"],
                                  user_id=log["user_id"], status="PENDING", task_id=log["task_id"],
-                                 campaign_id=log["campaign_id"], reservation_id=log["completion_id"])
-    pipeline = _Pipeline(caller, log, attempt, grant["created_at"])
-    return pipeline.run(grant)
+                                 campaign_id=log["campaign_id"], reservation_id=log["completion_id"],
+                                 grant_batch_id=grant_batch_id)
+    return _Pipeline(caller, log, attempt, grant["created_at"], reward).run(grant)
 
 
 class _Pipeline:
-    def __init__(self, caller: Caller, log: dict, attempt: int, granted_at: str):
+    def __init__(self, caller: Caller, log: dict, attempt: int, granted_at: str, reward: Any = _UNREAD):
         self.caller, self.scope, self.log, self.attempt = caller, caller.scope, log, attempt
         self.granted_at = granted_at
         self.grant_id = log["completion_id"]
         self.reward: dict | None = None
+        self._known_reward = reward
         self._issued_once: dict | None = None
+
+    def _settings(self) -> dict | None:
+        if self._known_reward is _UNREAD:
+            self._known_reward = rewards.reward_settings(self.caller, self.log["reward_id"])
+        return self._known_reward
 
     def run(self, grant: dict) -> dict:
         if grant["status"] in FINAL:
             if grant["status"] == "DISTRIBUTED":
                 self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
             if grant["status"] == "FAILED":  # a crash between FAILED and giving the slots back: finish it
-                self.reward = rewards.reward_settings(self.caller, self.log["reward_id"])
+                self.reward = self._settings()
                 self._release_frequencies()
             return grant
-        self.reward = rewards.reward_settings(self.caller, self.log["reward_id"])
+        self.reward = self._settings()
         if self.reward is None:
             return self._fail(grant, "the reward is unknown or was deleted")
         if grant["status"] == "PENDING":
@@ -101,22 +121,8 @@ class _Pipeline:
         for window, _ in self._frequencies() if self.reward is not None else []:
             dal.release_frequency(self.scope, self.log["user_id"], self.log["reward_id"], window, self.grant_id)
 
-    def _refusal(self) -> str | None:
-        """The reward's time window and user validators; frequency, stock and the per-user limit are exact
-        DynamoDB conditions (the frequency slot, then the reservation)."""
-        reward, moment, user = self.reward, now(), self.log["user_id"]
-        if not _inside(moment, reward.get("valid_from"), reward.get("valid_until")):
-            return "the reward is outside its validity"
-        for rule in reward.get("validators", []):
-            if rule["type"] == "time_window" and not _inside(moment, rule.get("start"), rule.get("end")):
-                return "outside the reward's time window"
-            if rule["type"] == "user" and (user in rule.get("deny", []) or
-                                           (rule.get("allow") and user not in rule["allow"])):
-                return "the user may not receive this reward"
-        return None
-
     def _reserve(self, grant: dict) -> dict:
-        refusal = self._refusal()
+        refusal = refusal_of(self.reward, self.log["user_id"])
         if refusal:
             return self._fail(grant, refusal)
         for window, limit in self._frequencies():
@@ -151,7 +157,7 @@ class _Pipeline:
         reward = self.reward
         valid_from, valid_until = rewards.validity(reward, parse_time(self.granted_at))
         issued = {**rewards.issued_content(reward), "valid_from": valid_from, "valid_until": valid_until}
-        if reward["reward_type"] == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code":
+        if issues_codes(reward):
             code = rewards.issue_code(self.caller, reward_id=reward["reward_id"], user_id=self.log["user_id"],
                                       campaign_id=self.log["campaign_id"], grant_id=self.grant_id,
                                       valid_until=valid_until)
@@ -222,10 +228,8 @@ class _Pipeline:
         return grant
 
     def _publish(self, grant: dict) -> None:
-        events.publish(self.caller, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
-                       detail={"grant_id": self.grant_id, "reward_id": grant["reward_id"],
-                               "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"],
-                               "user_id": grant["user_id"], "status": grant["status"]})
+        publish_granted(self.caller, [{**grant, "task_id": self.log["task_id"],
+                                       "campaign_id": self.log["campaign_id"]}])
 
     def _fail(self, grant: dict, reason: str) -> dict:
         """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat), the
@@ -238,6 +242,33 @@ class _Pipeline:
         metrics.add_metric(name="GrantsFailed", unit="Count", value=1)
         logger.info("grant failed", extra={"grant_id": self.grant_id, "reason": reason})
         return grant
+
+
+def refusal_of(reward: dict, user: str) -> str | None:
+    """The reward's time window and user validators; frequency, stock and the per-user limit are exact
+    DynamoDB conditions (the frequency slot, then the reservation)."""
+    moment = now()
+    if not _inside(moment, reward.get("valid_from"), reward.get("valid_until")):
+        return "the reward is outside its validity"
+    for rule in reward.get("validators", []):
+        if rule["type"] == "time_window" and not _inside(moment, rule.get("start"), rule.get("end")):
+            return "outside the reward's time window"
+        if rule["type"] == "user" and (user in rule.get("deny", []) or
+                                       (rule.get("allow") and user not in rule["allow"])):
+            return "the user may not receive this reward"
+    return None
+
+
+def issues_codes(reward: dict) -> bool:
+    return reward["reward_type"] == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code"
+
+
+def publish_granted(caller: Caller, grants: list[dict]) -> None:
+    """`reward.granted` for each distributed grant, as the pipeline publishes it (ten events a request)."""
+    events.publish_many(caller, source="campaigns", detail_type="reward.granted", entries=[
+        (g["grant_id"], {"grant_id": g["grant_id"], "reward_id": g["reward_id"], "task_id": g.get("task_id"),
+                         "campaign_id": g.get("campaign_id"), "user_id": g["user_id"], "status": g["status"]})
+        for g in grants])
 
 
 class _NoRecipient(Exception):
@@ -256,10 +287,10 @@ def _sqs():
     return aws.client("sqs")
 
 
-def back_off(receipt_handle: str, attempt: int) -> None:
+def back_off(receipt_handle: str, attempt: int, queue_variable: str = "GRANT_QUEUE_URL") -> None:
     """Push a grant message's next delivery back (10 s, 20 s, 40 s, ...): a struggling webhook gets room."""
     try:
-        _sqs().change_message_visibility(QueueUrl=os.environ["GRANT_QUEUE_URL"], ReceiptHandle=receipt_handle,
+        _sqs().change_message_visibility(QueueUrl=os.environ[queue_variable], ReceiptHandle=receipt_handle,
                                          VisibilityTimeout=min(900, BACKOFF_SECONDS * 2 ** (attempt - 1)))
     except Exception:  # the retry still happens, after the queue's visibility timeout
         logger.exception("could not set the backoff")

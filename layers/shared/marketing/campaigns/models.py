@@ -316,3 +316,44 @@ class BusEvent(BaseModel):
     detail_type: str = Field(alias="detail-type")
     source: str
     detail: dict[str, Any]
+
+
+# --- batch grants (the seed's 批量发放) ---------------------------------------------------------------------
+
+MAX_BATCH_USERS = 100_000
+
+
+class GrantBatchStatus(StrEnum):
+    QUEUING = "QUEUING"
+    PROCESSING = "PROCESSING"
+    DONE = "DONE"
+
+
+class GrantBatchIn(BaseModel):
+    user_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BATCH_USERS)] | None = Field(
+        default=None, description="the users, each granted at most once (repeats count once); or audience_id")
+    audience_id: Identifier | None = Field(default=None, description="a LIST audience whose users are granted")
+    reason: str = Field(min_length=1, max_length=500, description="why: kept on the batch for the record")
+    idempotency_key: Identifier | None = Field(
+        default=None, description="yours: a repeat with the same key and users answers the same batch")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GrantBatchIn:
+        if (self.user_ids is None) == (self.audience_id is None):
+            raise ValueError("give either user_ids or audience_id")
+        return self
+
+
+class GrantBatch(BaseModel):
+    batch_id: str
+    reward_id: str
+    reason: str
+    status: GrantBatchStatus
+    total: int = Field(description="distinct users")
+    granted: int
+    failed: int
+    failed_reasons: dict[str, int] = Field(description="failed users by reason (each grant keeps its own reason)")
+    audience_id: str | None = None
+    created_by: str
+    created_at: str
+    updated_at: str

@@ -33,12 +33,18 @@ def publish(caller: Caller, *, source: str, detail_type: str, event_id: str, det
             occurred_at: str | None = None) -> None:
     """Put one domain event on the bus. `source` is the capability (`tracking`), `detail_type` the event
     (`track.new_user`). Raises if EventBridge refuses it, so the caller's retry sends it again."""
-    entry = {
-        "EventBusName": config.event_bus_name(),
-        "Source": SOURCE_PREFIX + source,
-        "DetailType": detail_type,
-        "Detail": json.dumps(envelope(caller, event_id, detail, occurred_at), separators=(",", ":")),
-    }
-    answer = _client().put_events(Entries=[entry])
-    if answer.get("FailedEntryCount"):
-        raise RuntimeError(f"EventBridge refused {detail_type}: {answer['Entries']}")
+    publish_many(caller, source=source, detail_type=detail_type, entries=[(event_id, detail)],
+                 occurred_at=occurred_at)
+
+
+def publish_many(caller: Caller, *, source: str, detail_type: str, entries: list[tuple[str, dict[str, Any]]],
+                 occurred_at: str | None = None) -> None:
+    """`publish` for many events of one type, (event_id, detail) each, ten to a PutEvents request."""
+    bus = config.event_bus_name()
+    for start in range(0, len(entries), 10):
+        answer = _client().put_events(Entries=[
+            {"EventBusName": bus, "Source": SOURCE_PREFIX + source, "DetailType": detail_type,
+             "Detail": json.dumps(envelope(caller, event_id, detail, occurred_at), separators=(",", ":"))}
+            for event_id, detail in entries[start:start + 10]])
+        if answer.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused {detail_type}: {answer['Entries']}")

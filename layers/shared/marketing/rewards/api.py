@@ -62,11 +62,13 @@ issued_content = service.issued_content  # points, coupon terms, card days: what
 
 def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,
                  task_id: str | None = None, campaign_id: str | None = None,
-                 reservation_id: str | None = None, details: dict | None = None) -> dict:
+                 reservation_id: str | None = None, details: dict | None = None,
+                 grant_batch_id: str | None = None) -> dict:
     """Idempotent on grant_id (a repeat returns the existing grant)."""
     return service.create_grant(caller, grant_id=grant_id, reward_id=reward_id, user_id=user_id,
                                 status=status, task_id=task_id, campaign_id=campaign_id,
-                                reservation_id=reservation_id, details=details).model_dump(mode="json")
+                                reservation_id=reservation_id, details=details,
+                                grant_batch_id=grant_batch_id).model_dump(mode="json")
 
 
 def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
@@ -82,3 +84,17 @@ def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[st
 def get_grant(caller: Caller, grant_id: str) -> dict | None:
     item = dal.get_grant(caller.scope, grant_id)
     return None if item is None else service.Grant(**item).model_dump(mode="json")
+
+
+def issue_in_bulk(caller: Caller, reward_id: str, users: list[tuple[str, str]], *, details: dict,
+                  grant_batch_id: str | None, refused: dict[str, str]) -> list[dict]:
+    """Each (grant_id, user_id) issued the reward (DISTRIBUTED) or FAILED with a reason; ids that exist are
+    left as they are (rewards.bulk). Answers every one of these grants as stored."""
+    from marketing.rewards import bulk
+
+    return bulk.issue(caller, reward_id, users, details=details, grant_batch_id=grant_batch_id, refused=refused)
+
+
+def stored_grants(caller: Caller, grant_ids: list[str]) -> dict[str, dict]:
+    """The grants of these ids that exist, as stored (with the marks other capabilities keep on them), by id."""
+    return {g["grant_id"]: g for g in dal.get_grants(caller.scope, grant_ids)}

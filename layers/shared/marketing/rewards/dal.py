@@ -50,7 +50,7 @@ DEFAULT_SWEEP_PARTITIONS = 64
 GRANT_INDEX_SHARDS = 16
 # A reservation's fields its release needs: its expiry pointer carries them, so the sweeper never reads it.
 RELEASE_FIELDS = ("reservation_id", "reward_id", "user_id", "shard", "quantity", "limited", "counted", "expires_at",
-                  "sweep_partition")
+                  "sweep_partition", "parts")
 
 
 def sweep_partitions() -> int:
@@ -310,11 +310,25 @@ def return_allowance(t: str, rid: str, user: str, quantity: int) -> dict:
                        "ExpressionAttributeValues": {":neg": -quantity}}}
 
 
+# --- a bundle's parts (rewards.bundles): the last actions of its transactions ---
+PART_ACTIONS = 1  # per part: its stock shard, which also carries its reward's version
+
+
+def part_actions(t: str, parts: list[dict], into: str) -> list[dict]:
+    return [take_stock(t, p["reward_id"], p["shard"], p["quantity"], limited=p["limited"], into=into,
+                       version=p["version"]) for p in parts]
+
+
+def parts_returned(t: str, parts: list[dict], out_of: str) -> list[dict]:
+    return [return_stock(t, p["reward_id"], p["shard"], p["quantity"], limited=p["limited"], out_of=out_of)
+            for p in parts]
+
+
 # --- reservations ---
 def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited: bool,
             per_user_limit: int | None) -> None:
-    """Positions: 0 reservation (exists), 1 stock shard (stock, or the reward's version moved), 2 allowance.
-    `reservation` carries its `sweep_partition`."""
+    """Positions: 0 reservation (exists), 1 stock shard (stock, or the reward's version moved), 2 allowance;
+    a bundle's parts last. `reservation` carries its `sweep_partition`."""
     r = reservation
     order = f"{r['created_at']}#{r['reservation_id']}"
     actions = [
@@ -328,8 +342,9 @@ def reserve(t: str, reservation: dict[str, Any], *, reward_version: int, limited
     ]
     if per_user_limit is not None:
         actions.append(take_allowance(t, r["reward_id"], r["user_id"], r["quantity"], per_user_limit))
-    actions.append({"Put": {"Item": {**sweep_key(t, r), "scope": t, **{k: r[k] for k in RELEASE_FIELDS}}}})
-    transact(actions)
+    pointer = {**sweep_key(t, r), "scope": t, **{k: r[k] for k in RELEASE_FIELDS if k in r}}
+    actions.append({"Put": {"Item": pointer}})
+    transact(actions + part_actions(t, r.get("parts", []), into="reserved"))
 
 
 def get_reservation(t: str, res_id: str) -> dict | None:
@@ -349,6 +364,7 @@ def confirm(t: str, r: dict, now: str) -> None:
         _set_reservation(t, r, "CONFIRMED", now, "#s = :pending AND expires_at > :now", {":pending": "PENDING"}),
         move_stock(t, r["reward_id"], r["shard"], r["quantity"]),
         {"Delete": {"Key": sweep_key(t, r)}},
+        *(move_stock(t, p["reward_id"], p["shard"], p["quantity"]) for p in r.get("parts", [])),
     ])
 
 
@@ -366,7 +382,7 @@ def release_actions(t: str, r: dict, to: str, now: str, *, only_if_expired: bool
     ]
     if r.get("counted"):
         actions.append(return_allowance(t, r["reward_id"], r["user_id"], r["quantity"]))
-    return actions
+    return actions + parts_returned(t, r.get("parts", []), out_of="reserved")
 
 
 def due_reservations(now: str, limit: int = 100) -> list[dict]:
@@ -419,6 +435,31 @@ def put_grant(t: str, grant: dict) -> None:
         if dynamo.is_condition_failure(exc):
             raise ConditionFailed from exc
         raise
+
+
+def issue_grants(t: str, grants: list[dict], *, shard: int, limited: bool, per_user_limit: int | None,
+                 reward_version: int) -> None:
+    """Grants of one reward issued together, all or nothing (a batch grant's users): each new grant, each
+    user's allowance (with a per-user limit), the group's units out of one stock shard into `issued` while
+    the reward is still `reward_version` (the shard carries it). Positions: grants 0..n-1, then the
+    allowances n..2n-1 (with a limit), the shard last."""
+    rid = grants[0]["reward_id"]
+    actions = [{"Put": {"Item": grant_item(t, g), "ConditionExpression": "attribute_not_exists(pk)"}} for g in grants]
+    if per_user_limit is not None:
+        actions += [take_allowance(t, rid, g["user_id"], g.get("quantity", 1), per_user_limit) for g in grants]
+    actions.append(take_stock(t, rid, shard, sum(g.get("quantity", 1) for g in grants), limited=limited,
+                              into="issued", version=reward_version))
+    transact(actions)
+
+
+def put_new_grants(t: str, grants: list[dict]) -> None:
+    """Grants that take nothing (refused ones, FAILED), each only if its id is new; one transaction of up to
+    100. ConditionFailed names the positions of the ids that exist."""
+    transact([{"Put": {"Item": grant_item(t, g), "ConditionExpression": "attribute_not_exists(pk)"}} for g in grants])
+
+
+def get_grants(t: str, gids: list[str]) -> list[dict]:
+    return [strip(i) for i in batch_get([grant_key(t, g) for g in gids])]
 
 
 def get_grant(t: str, gid: str) -> dict | None:
@@ -679,7 +720,7 @@ def redeem_issued(t: str, code: str, user: str, now: str, grant_id: str, reward_
 
 def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, allowance: dict | None) -> None:
     """One transaction. Positions: 0 code, 1 stock (stock, or the reward's version moved), 2 grant,
-    3 allowance."""
+    3 allowance; a bundle's parts (the grant's `parts`) last."""
     actions = [
         _use_code(t, code, user, now, grant["grant_id"]),
         stock,
@@ -687,7 +728,7 @@ def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, all
     ]
     if allowance:
         actions.append(allowance)
-    transact(actions)
+    transact(actions + part_actions(t, grant.get("parts", []), into="issued"))
 
 
 def issue_code(t: str, grant_id: str, code: dict, *, fresh: bool) -> None:

@@ -54,12 +54,18 @@ def discard(key: str) -> None:
     _client("s3").delete_object(Bucket=os.environ["EXPORT_BUCKET_NAME"], Key=key)
 
 
-def enqueue(messages: list[dict]) -> None:
-    """Send work items to the code batch queue, ten per request."""
+def enqueue(messages: list[dict], queue_variable: str = "CODE_BATCH_QUEUE_URL") -> None:
+    """Send work items to the queue the environment variable names: up to ten a request, and under SQS's
+    256 KB a request (a batch grant's chunk carries its users)."""
     sqs = _client("sqs")
-    url = os.environ["CODE_BATCH_QUEUE_URL"]
-    for start in range(0, len(messages), 10):
-        entries = [{"Id": str(i), "MessageBody": json.dumps(m)} for i, m in enumerate(messages[start:start + 10])]
+    url = os.environ[queue_variable]
+    bodies = [json.dumps(m) for m in messages]
+    while bodies:
+        take, size = 0, 0
+        while take < min(10, len(bodies)) and (take == 0 or size + len(bodies[take]) <= 200_000):
+            size, take = size + len(bodies[take]), take + 1
+        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[:take])]
         answer = sqs.send_message_batch(QueueUrl=url, Entries=entries)
         if answer.get("Failed"):
             raise RuntimeError(f"SQS refused batch work: {answer['Failed']}")
+        bodies = bodies[take:]

@@ -23,6 +23,7 @@ class RewardType(StrEnum):
     REDEEM_CODE = "REDEEM_CODE"
     VIP_CARD = "VIP_CARD"
     SUBSCRIPTION = "SUBSCRIPTION"
+    BUNDLE = "BUNDLE"
 
 
 # --- content, typed by reward type (the discriminator is the reward type itself) ---
@@ -60,8 +61,33 @@ class SubscriptionContent(BaseModel):
     days: int = Field(ge=1, le=3660)
 
 
-Content = Annotated[CouponContent | PointsContent | RedeemCodeContent | VipCardContent | SubscriptionContent,
-                    Field(discriminator="type")]
+# Each part adds two actions (its stock shard, its reward's version) to the one transaction that reserves or
+# redeems a bundle: 20 parts keep that transaction under 50 of DynamoDB's 100 actions.
+BUNDLE_MAX_PARTS = 20
+
+
+class BundlePart(BaseModel):
+    reward_id: Identifier
+    quantity: int = Field(default=1, ge=1, le=100)
+
+
+class BundleContent(BaseModel):
+    """A coupon pack (the redeem-code article's cdk_kind 3): other rewards with quantities, reserved, granted,
+    redeemed and rolled back together."""
+
+    type: Literal["BUNDLE"] = "BUNDLE"
+    items: list[BundlePart] = Field(min_length=1, max_length=BUNDLE_MAX_PARTS)
+
+    @field_validator("items")
+    @classmethod
+    def _distinct(cls, items: list[BundlePart]) -> list[BundlePart]:
+        if len({i.reward_id for i in items}) != len(items):
+            raise ValueError("name each reward once (give it a quantity instead)")
+        return items
+
+
+Content = Annotated[CouponContent | PointsContent | RedeemCodeContent | VipCardContent | SubscriptionContent
+                    | BundleContent, Field(discriminator="type")]
 
 
 # --- the seed's generator / validator / distributor configurations, typed ---
@@ -238,6 +264,12 @@ class ReserveIn(BaseModel):
     reservation_id: Identifier | None = Field(default=None, description="yours, to make a retry safe")
 
 
+class ReservedPart(BaseModel):
+    reward_id: str
+    shard: int
+    quantity: int
+
+
 class Reservation(BaseModel):
     reservation_id: str
     reward_id: str
@@ -245,6 +277,7 @@ class Reservation(BaseModel):
     quantity: int
     status: ReservationStatus
     shard: int
+    parts: list[ReservedPart] = Field(default_factory=list, description="a bundle's parts, reserved with it")
     expires_at: str
     created_at: str
     updated_at: str
@@ -290,7 +323,8 @@ class Grant(BaseModel):
     task_id: str | None = None
     campaign_id: str | None = None
     reservation_id: str | None = None
-    batch_id: str | None = None
+    batch_id: str | None = Field(default=None, description="the redeem-code batch of a redeemed code")
+    grant_batch_id: str | None = Field(default=None, description="the batch grant that made it")
     code_suffix: str | None = None
     reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)

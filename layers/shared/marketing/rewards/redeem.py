@@ -23,7 +23,7 @@ from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id
 from marketing.core.observability import logger, metrics
-from marketing.rewards import codes, dal, files
+from marketing.rewards import bundles, codes, dal, files
 from marketing.rewards.errors import (
     BatchNotFound,
     CodeExpired,
@@ -427,12 +427,15 @@ def _redeem(t: str, code: str, item: dict, user: str, moment, order: Order | Non
                 continue  # the reward changed: read it again
         limit, limited = reward.get("per_user_limit"), reward.get("total_stock") is not None
         valid_from, valid_until = validity(reward, moment)
+        parts = bundles.pick(t, reward, 1, shard_order)
         for shard in shard_order(t, reward, 1):
             grant = {"grant_id": new_id(), "reward_id": item["reward_id"], "user_id": user, "status": "DISTRIBUTED",
                      "quantity": 1, "campaign_id": item.get("campaign_id"), "batch_id": item.get("batch_id"),
                      "code_suffix": codes.suffix(code), "code": code, "valid_from": valid_from,
                      "valid_until": valid_until, "details": {}, "created_at": stamp, "updated_at": stamp,
                      "shard": shard, "limited": limited, "counted": limit is not None, **_order_fields(reward, order)}
+            if parts:
+                grant["parts"] = parts  # what a rollback gives back
             allowance = dal.take_allowance(t, item["reward_id"], user, 1, limit) if limit is not None else None
             try:
                 dal.redeem(t, code, user, stamp, grant,
@@ -444,8 +447,8 @@ def _redeem(t: str, code: str, item: dict, user: str, moment, order: Order | Non
                 if failed.failed(0):
                     _refuse(_code(t, code), user, stamp)
                     raise CodeUsed("the code was redeemed already") from failed
-                if failed.failed(1) and failed.moved(1, reward["version"]):
-                    break  # the reward changed (its shard holds a newer version than the cached one): read it again
+                if (failed.failed(1) and failed.moved(1, reward["version"])) or bundles.failed_part(failed, parts):
+                    break  # the reward (or a part) changed: its shard holds a newer version than the cached one
                 if failed.failed(3):
                     raise PerUserLimitReached(f"user {user} reached the limit of {limit}") from failed
                 if not failed.failed(1):

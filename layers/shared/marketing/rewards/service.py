@@ -16,7 +16,7 @@ from marketing.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from marketing.core.identity import Caller, Role
 from marketing.core.ids import new_id
 from marketing.core.observability import logger, metrics
-from marketing.rewards import codes, dal
+from marketing.rewards import bundles, codes, dal
 from marketing.rewards.errors import (
     GrantNotFound,
     IllegalTransition,
@@ -84,6 +84,7 @@ def _check_distributor(body: RewardFields) -> None:
 def create_reward(caller: Caller, body: RewardIn) -> Reward:
     caller.require(Role.ADMIN)
     _check_distributor(body)
+    bundles.check_parts(caller.scope, body)
     moment = now_iso()
     item = {**body.stored(), "reward_id": new_id(), "total_stock": body.total_stock, "shards": body.shards,
             "version": 1, "created_at": moment, "updated_at": moment}
@@ -103,6 +104,7 @@ def list_rewards(caller: Caller, limit: int, next_token: str | None) -> RewardPa
 def update_reward(caller: Caller, reward_id: str, body: RewardFields) -> Reward:
     caller.require(Role.ADMIN)
     _check_distributor(body)
+    bundles.check_parts(caller.scope, body)
     for _ in range(_RETRIES):
         try:
             item = dal.update_reward(caller.scope, live_reward(caller.scope, reward_id), body.stored(), now_iso())
@@ -172,6 +174,9 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
                 "created_at": iso(moment), "updated_at": iso(moment),
                 "limited": reward.get("total_stock") is not None, "counted": limit is not None,
                 "sweep_partition": dal.sweep_partition(res_id)}
+        parts = bundles.pick(t, reward, quantity, shard_order)
+        if parts:
+            base["parts"] = parts
         order = shard_order(t, reward, quantity)
         if not order and (existing := dal.get_reservation(t, res_id)):
             # A repeated reservation_id whose first attempt took the last units finds no shard with stock left:
@@ -187,8 +192,8 @@ def reserve(caller: Caller, *, reward_id: str, user_id: str, quantity: int, expi
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
                     return _existing_reservation(dal.get_reservation(t, res_id), res_id, reward_id, user_id), False
-                if failed.failed(1) and failed.moved(1, reward["version"]):
-                    break  # the reward changed or went (its shard holds a newer version): read it again
+                if (failed.failed(1) and failed.moved(1, reward["version"])) or bundles.failed_part(failed, parts):
+                    break  # the reward (or a part) changed or went (its shard holds a newer version): read it again
                 if limit is not None and failed.failed(2):
                     raise PerUserLimitReached(f"user {user_id} reached the limit of {limit}") from failed
                 if not failed.failed(1):
@@ -322,13 +327,13 @@ def _grant(t: str, grant_id: str) -> dict:
 
 def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str, status: str,
                  task_id: str | None = None, campaign_id: str | None = None, reservation_id: str | None = None,
-                 details: dict | None = None) -> Grant:
+                 details: dict | None = None, grant_batch_id: str | None = None) -> Grant:
     """Idempotent on grant_id: a repeat returns the existing grant."""
     caller.require(*STAFF)
     moment = now_iso()
     grant = Grant(grant_id=grant_id, reward_id=reward_id, user_id=user_id, status=GrantStatus(status),
                   task_id=task_id, campaign_id=campaign_id, reservation_id=reservation_id, details=details or {},
-                  created_at=moment, updated_at=moment)
+                  grant_batch_id=grant_batch_id, created_at=moment, updated_at=moment)
     try:
         dal.put_grant(caller.scope, grant.model_dump(mode="json"))
         metrics.add_metric(name="RewardsGranted", unit="Count", value=1)
@@ -368,7 +373,8 @@ def _rollback_returns(t: str, grant: dict, moment: str) -> list[dict]:
         if record["status"] == "CONFIRMED":
             actions = [dal.reservation_rolled_back(t, record, moment),
                        dal.return_stock(t, record["reward_id"], record["shard"], record["quantity"],
-                                        limited=record["limited"], out_of="issued")]
+                                        limited=record["limited"], out_of="issued"),
+                       *dal.parts_returned(t, record.get("parts", []), out_of="issued")]
             if record.get("counted"):
                 actions.append(dal.return_allowance(t, record["reward_id"], record["user_id"], record["quantity"]))
             return actions
@@ -377,7 +383,8 @@ def _rollback_returns(t: str, grant: dict, moment: str) -> list[dict]:
         return []
     if grant.get("shard") is not None:
         actions = [dal.return_stock(t, grant["reward_id"], grant["shard"], grant.get("quantity", 1),
-                                    limited=grant.get("limited", False), out_of="issued")]
+                                    limited=grant.get("limited", False), out_of="issued"),
+                   *dal.parts_returned(t, grant.get("parts", []), out_of="issued")]
         if grant.get("counted"):
             actions.append(dal.return_allowance(t, grant["reward_id"], grant["user_id"], grant.get("quantity", 1)))
         return actions
