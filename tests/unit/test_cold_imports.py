@@ -43,6 +43,7 @@ NEEDS = {
     "CampaignsApiFunction": {"campaigns", "rewards"},  # grants are rewards' items
     "TaskTriggerFunction": {"campaigns", "rewards"},
     "GrantWorkerFunction": {"campaigns", "rewards"},
+    "GrantBatchWorkerFunction": {"campaigns", "rewards"},
     "StatsIntakeFunction": {"stats", "ratelimit"},
     "StatsConsumerFunction": {"stats", "ratelimit"},
     "StatsApiFunction": {"stats", "ratelimit"},
