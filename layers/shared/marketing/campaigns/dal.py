@@ -408,14 +408,16 @@ def user_progress(scope: str, user_id: str) -> dict[str, dict]:
 _COMPARE = {">=": ">=", ">": ">", "==": "="}
 
 
-def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, seen_completions: int) -> None:
+def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, seen_completions: int,
+             outbox: list[dict]) -> None:
     """Complete the task for the user in `log['period']`, in one transaction:
 
     - the progress item: only if its period is this one, its progress meets the condition, the period is not
       complete yet and its completion count is still the one the caller read (so `max_count` and the
       unique-user count are exact under races);
     - the completion log (new id, never overwritten);
-    - the task's stats: one more completion, and one more unique user on the user's first completion.
+    - the task's stats: one more completion, and one more unique user on the user's first completion;
+    - its `task.completed` event (`outbox`).
     Raises ConditionFailed with the progress item as DynamoDB saw it when another completion won."""
     seen = ("attribute_not_exists(completions)" if seen_completions == 0 else "completions = :seen")
     values: dict[str, Any] = {":p": log["period"], ":v": target, ":one": 1, ":cid": log["completion_id"],
@@ -435,6 +437,7 @@ def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, see
                     "UpdateExpression": "SET task_id = :t ADD total_completions :one, unique_users :first",
                     "ExpressionAttributeValues": {":t": log["task_id"], ":one": 1,
                                                   ":first": 1 if seen_completions == 0 else 0}}},
+        *outbox,
     ])
 
 

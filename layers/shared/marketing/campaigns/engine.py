@@ -93,10 +93,11 @@ def _service_caller(event: TaskEvent) -> Caller:
                   roles=frozenset({Role.SERVICE}))
 
 
-def _publish_completed(event: TaskEvent, log: dict[str, Any]) -> None:
-    events.publish(_service_caller(event), source="campaigns", detail_type="task.completed",
-                   event_id=log["completion_id"], occurred_at=log["completed_at"],
-                   detail={k: log[k] for k in ("task_id", "campaign_id", "user_id", "period", "completion_id")})
+def _completed_event(event: TaskEvent, log: dict[str, Any]) -> dict:
+    """`task.completed`, committed with the completion: a repeated event finds it sent already."""
+    return events.outbox(_service_caller(event), source="campaigns", detail_type="task.completed",
+                         event_id=log["completion_id"], occurred_at=log["completed_at"],
+                         detail={k: log[k] for k in ("task_id", "campaign_id", "user_id", "period", "completion_id")})
 
 
 def handle(event: TaskEvent) -> list[tuple[str, str]]:
@@ -142,8 +143,6 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
         if old["period_key"] > key:
             return "STALE"  # the user's progress moved on to a later period
         if old["period_key"] == key and old.get("completed_period") == key:
-            if old.get("completed_by") == event.event_id:
-                _resume(event, task_id, old["completion_id"])
             return "DUPLICATE" if event.event_id in old["event_ids"] else "ALREADY_COMPLETE"
         if limit is not None and old.get("completions", 0) >= limit:
             return "LIMIT_REACHED"
@@ -181,19 +180,11 @@ def _complete_if_reached(event: TaskEvent, task: dict, campaign_id: str, user: s
                "completed_at": iso(now()), **_contact(event, user)}
         try:
             dal.complete(event.scope, log, operator=condition["operator"], target=condition["value"],
-                         seen_completions=seen)
+                         seen_completions=seen, outbox=[_completed_event(event, log)])
         except dal.ConditionFailed as lost:
             item = lost.item or dal.get_progress(event.scope, task["task_id"], user)
             continue
         metrics.add_metric(name="TasksCompleted", unit="Count", value=1)
         logger.info("task completed", extra={"task_id": task["task_id"], "user_id": user, "period": key})
-        _publish_completed(event, log)
         return "COMPLETED"
     raise RuntimeError(f"completion of task {task['task_id']} for {user} kept racing; the event will be retried")
-
-
-def _resume(event: TaskEvent, task_id: str, completion_id: str) -> None:
-    """The completing event came again: its `task.completed` may never have left, so send it again."""
-    log = dal.get_log(event.scope, task_id, completion_id)
-    if log:
-        _publish_completed(event, log)

@@ -63,8 +63,6 @@ class _Pipeline:
 
     def run(self, grant: dict) -> dict:
         if grant["status"] in FINAL:
-            if grant["status"] == "DISTRIBUTED":
-                self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
             if grant["status"] == "FAILED":  # a crash between FAILED and giving the slots back: finish it
                 self.reward = rewards.reward_settings(self.caller, self.log["reward_id"])
                 self._release_frequencies()
@@ -210,18 +208,19 @@ class _Pipeline:
         except ReservationClosed:
             return self._fail(grant, "the reservation expired before the reward was delivered")
         grant = rewards.transition_grant(self.caller, self.grant_id, to="DISTRIBUTED",  # details are replaced
-                                         details={**(grant.get("details") or {}), "attempts": self.attempt})
+                                         details={**(grant.get("details") or {}), "attempts": self.attempt},
+                                         outbox=[self._granted_event()])
         metrics.add_metric(name="RewardDistributionDuration", unit="Milliseconds",
                            value=(time.perf_counter() - started) * 1000)
         metrics.add_metric(name="RewardsDistributed", unit="Count", value=1)
-        self._publish(grant)
         return grant
 
-    def _publish(self, grant: dict) -> None:
-        events.publish(self.caller, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
-                       detail={"grant_id": self.grant_id, "reward_id": grant["reward_id"],
-                               "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"],
-                               "user_id": grant["user_id"], "status": grant["status"]})
+    def _granted_event(self) -> dict:
+        """`reward.granted`, committed with the grant's move to DISTRIBUTED."""
+        return events.outbox(self.caller, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
+                             detail={"grant_id": self.grant_id, "reward_id": self.log["reward_id"],
+                                     "task_id": self.log["task_id"], "campaign_id": self.log["campaign_id"],
+                                     "user_id": self.log["user_id"], "status": "DISTRIBUTED"})
 
     def _fail(self, grant: dict, reason: str) -> dict:
         """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat), the

@@ -130,8 +130,9 @@ def get_order(scope: str, platform: str, order_id: str) -> dict | None:
     return _get(_order_pk(scope, platform, order_id), "ORDER", consistent=True)
 
 
-def save_order(scope: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]]) -> None:
-    """The order at `expected_version + 1` and the ledger entries of this change: all or nothing, and
+def save_order(scope: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]],
+               outbox: list[dict]) -> None:
+    """The order at `expected_version + 1`, the ledger entries and the events of this change: all or nothing, and
     only if nobody saved the order since it was read (optimistic lock on `version`)."""
     platform, order_id, version = order["platform"], order["order_id"], order["version"]
     condition = {"ConditionExpression": "attribute_not_exists(pk)"} if expected_version == 0 else {
@@ -148,24 +149,12 @@ def save_order(scope: str, order: dict[str, Any], expected_version: int, entries
             **{k: v for k, v in entry.items() if v is not None}},
             "ConditionExpression": "attribute_not_exists(pk)"}})
     try:
-        dynamo.transact_write(actions)
+        dynamo.transact_write([*actions, *outbox])
     except ClientError as exc:
         reasons = dynamo.cancellation_reasons(exc)
         if reasons[0] in ("ConditionalCheckFailed", "TransactionConflict"):
             raise StaleOrder from exc
         raise
-
-
-def clear_outbox(scope: str, platform: str, order_id: str, version: int) -> None:
-    """Forget published events, unless the order moved on (its writer publishes them again: harmless)."""
-    try:
-        dynamo.table().update_item(
-            Key={"pk": _order_pk(scope, platform, order_id), "sk": "ORDER"}, UpdateExpression="REMOVE outbox",
-            ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues={":v": version})
-    except ClientError as exc:
-        if not dynamo.is_condition_failure(exc):
-            raise
 
 
 def list_entries(scope: str, user_id: str, status: str | None, limit: int,

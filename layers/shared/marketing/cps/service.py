@@ -245,18 +245,17 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
         step = commission.advance(old, _ledger(current), update, pay_price=base["pay_price"],
                                   shares_if_paid=shares, available_at=available_at)
         if current and step.progress == old and current.get(f"via_{via}"):
-            _publish(caller, current)  # a repeat: send again whatever a failed attempt left unsent
             return Ingested(platform=platform, order_id=order.order_id, status=old.status, changed=False, entries=0)
 
         saved = _next_order(base, order, step, via=via, version=version + 1, stamp=stamp,
                             promoter=promoter, hold_days=hold_days)
         entries = [_entry(e, saved, stamp) for e in step.entries]
+        outbox = [events.outbox(caller, source="cps", **event) for event in saved.pop("outbox")]
         try:
-            dal.save_order(scope, {k: v for k, v in saved.items() if v is not None}, version, entries)
+            dal.save_order(scope, {k: v for k, v in saved.items() if v is not None}, version, entries, outbox)
         except dal.StaleOrder:
             continue  # someone saved the order since we read it: merge again on top of theirs
         metrics.add_metric(name="CpsLedgerEntries", unit="Count", value=len(entries))
-        _publish(caller, saved)
         return Ingested(platform=platform, order_id=order.order_id, status=step.progress.status, changed=True,
                         entries=len(entries))
     raise RuntimeError(f"order {platform}/{order.order_id} kept changing under us")
@@ -264,7 +263,8 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
 
 def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, version: int, stamp: str,
                 promoter: str | None, hold_days: int) -> dict[str, Any]:
-    """The order item after `step`, with the events it owes in its outbox."""
+    """The order item after `step`, with the events it owes under `outbox` (committed as outbox items with
+    the order; events an order item of an older release still holds go with them)."""
     progress, ledger = step.progress, step.ledger
     saved = {**base, "status": progress.status.value, "paid": progress.paid, "settled": progress.settled,
              "void": progress.void, "refunded": progress.refunded,
@@ -294,17 +294,6 @@ def _entry(entry: Entry, order: dict, recorded_at: str) -> dict[str, Any]:
             "title": order.get("title", ""), "level": entry.level, "order_user_id": order.get("promoter_id"),
             "buyer_id": order.get("buyer_id"), "kind": entry.kind.value, "status": ENTRY_STATUS[entry.kind],
             "amount": entry.amount, "available_at": entry.available_at, "recorded_at": recorded_at}
-
-
-def _publish(caller: Caller, order: dict) -> None:
-    """Publish the order's outbox, then forget it. A crash between the two publishes again on the next
-    update or repeat: consumers drop duplicates by `event_id`."""
-    outbox = order.get("outbox") or []
-    for event in outbox:
-        events.publish(caller, source="cps", detail_type=event["detail_type"], event_id=event["event_id"],
-                       occurred_at=event["occurred_at"], detail=event["detail"])
-    if outbox:
-        dal.clear_outbox(caller.scope, order["platform"], order["order_id"], order["version"])
 
 
 class PullSource(BaseModel):

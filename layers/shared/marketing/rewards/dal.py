@@ -351,18 +351,23 @@ def get_grant(t: str, gid: str) -> dict | None:
 
 
 def set_grant_status(t: str, gid: str, to: str, expected: set[str], now: str, reason: str | None,
-                     details: dict | None) -> dict:
-    """Conditional on the current status being one of `expected` (an empty set never matches)."""
+                     details: dict | None, *, outbox: list[dict] | None = None) -> dict:
+    """Conditional on the current status being one of `expected` (an empty set never matches); with `outbox`,
+    the update and its events in one transaction."""
     if not expected:
         raise ConditionFailed
     expression, names, values = dynamo.update_expression(
         _present({"status": to, "updated_at": now, "reason": reason, "details": details or None}))
     allowed = {f":e{i}": status for i, status in enumerate(sorted(expected))}
+    update = {"Key": grant_key(t, gid), "UpdateExpression": expression,
+              "ExpressionAttributeNames": {**names, "#s": "status"},
+              "ExpressionAttributeValues": {**values, **allowed},
+              "ConditionExpression": f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})"}
+    if outbox:
+        transact([{"Update": update}, *outbox])
+        return get_grant(t, gid)
     try:
-        answer = dynamo.table().update_item(
-            Key=grant_key(t, gid), UpdateExpression=expression, ExpressionAttributeNames={**names, "#s": "status"},
-            ExpressionAttributeValues={**values, **allowed}, ReturnValues="ALL_NEW",
-            ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})")
+        answer = dynamo.table().update_item(**update, ReturnValues="ALL_NEW")
     except ClientError as exc:
         if dynamo.is_condition_failure(exc):
             raise ConditionFailed from exc
@@ -370,14 +375,15 @@ def set_grant_status(t: str, gid: str, to: str, expected: set[str], now: str, re
     return strip(answer["Attributes"])
 
 
-def rollback(t: str, grant: dict, now: str, returns: list[dict]) -> None:
+def rollback(t: str, grant: dict, now: str, returns: list[dict], *, outbox: list[dict]) -> None:
     """The grant → ROLLED_BACK from the status it was seen in, with the stock and allowance actions that give
-    back what it took: exactly once, as the grant's condition admits one winner."""
+    back what it took and its event: exactly once, as the grant's condition admits one winner."""
     transact([
         {"Update": {"Key": grant_key(t, grant["grant_id"]), "UpdateExpression": "SET #s = :to, updated_at = :now",
                     "ConditionExpression": "#s = :seen", "ExpressionAttributeNames": {"#s": "status"},
                     "ExpressionAttributeValues": {":to": "ROLLED_BACK", ":now": now, ":seen": grant["status"]}}},
         *returns,
+        *outbox,
     ])
 
 
@@ -529,11 +535,16 @@ def list_codes(t: str, bid: str, status: str | None, limit: int, next_token: str
     return [strip(i) for i in items], token
 
 
-def update_code(t: str, code: str, expression: str, condition: str, values: dict) -> dict:
+def update_code(t: str, code: str, expression: str, condition: str, values: dict,
+                outbox: list[dict] | None = None) -> dict:
+    """The code after a conditional update; with `outbox`, the update and its events in one transaction."""
+    update = {"Key": code_key(t, code), "UpdateExpression": expression, "ConditionExpression": condition,
+              "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}
+    if outbox:
+        transact([{"Update": update}, *outbox])
+        return get_code(t, code)
     try:
-        answer = dynamo.table().update_item(
-            Key=code_key(t, code), UpdateExpression=expression, ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+        answer = dynamo.table().update_item(**update, ReturnValues="ALL_NEW")
     except ClientError as exc:
         if dynamo.is_condition_failure(exc):
             raise ConditionFailed from exc
@@ -542,8 +553,8 @@ def update_code(t: str, code: str, expression: str, condition: str, values: dict
 
 
 def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, reward_version: int,
-           allowance: dict | None) -> None:
-    """One transaction. Positions: 0 code, 1 stock, 2 reward, 3 grant, 4 allowance."""
+           allowance: dict | None, *, outbox: list[dict]) -> None:
+    """One transaction. Positions: 0 code, 1 stock, 2 reward, 3 grant, 4 allowance; then the events."""
     actions = [
         {"Update": {"Key": code_key(t, code),
                     "UpdateExpression": "SET #s = :used, used_by = :u, used_at = :now, grant_id = :g",
@@ -560,7 +571,7 @@ def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, rew
     ]
     if allowance:
         actions.append(allowance)
-    transact(actions)
+    transact([*actions, *outbox])
 
 
 def issue_code(t: str, grant_id: str, code: dict, *, fresh: bool) -> None:

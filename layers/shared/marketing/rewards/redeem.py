@@ -9,7 +9,6 @@ BatchGetItem that reads the code and the user's recent failures together.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import time
@@ -228,16 +227,17 @@ def revoke(caller: Caller, code: str) -> CodeView:
     """An unused code becomes unusable; repeating is fine; a used code is a 409."""
     caller.require(Role.ADMIN)
     t, code = caller.scope, codes.normalize(code)
+    item = _code(t, code)  # what the event names (reward, batch, campaign) never changes on a code
+    event = events.outbox(caller, source="rewards", detail_type="code.revoked", event_id=_event_id(code, "revoked"),
+                          detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
+                                  "reward_id": item["reward_id"], "campaign_id": item.get("campaign_id")})
     try:
         item = dal.update_code(t, code, "SET #s = :revoked, revoked_at = :now", "#s = :unused",
-                               {":revoked": "REVOKED", ":now": now_iso(), ":unused": "UNUSED"})
-    except dal.ConditionFailed as exc:
+                               {":revoked": "REVOKED", ":now": now_iso(), ":unused": "UNUSED"}, outbox=[event])
+    except dal.ConditionFailed as exc:  # revoked already (its event went then), or used
         item = _code(t, code)
         if item["status"] == "USED":
             raise CodeUsed("the code was redeemed already: roll back its grant instead") from exc
-    events.publish(caller, source="rewards", detail_type="code.revoked", event_id=_event_id(code, "revoked"),
-                   detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
-                           "reward_id": item["reward_id"], "campaign_id": item.get("campaign_id")})
     batch = dal.get_batch(t, item["batch_id"]) if item.get("batch_id") else None
     return _view(item, batch)
 
@@ -289,40 +289,30 @@ def redeem(caller: Caller, body: RedeemIn) -> Grant:
             raise CodeNotFound("no such code")
         _refuse(item, user, iso(moment))
     except CodeUsed:
-        if item.get("used_by") == user and item.get("grant_id"):
-            # This user's own earlier redemption: its event may have been lost with the answer; send it again.
-            with contextlib.suppress(RewardNotFound):
-                _publish_redeemed(caller, code, Grant(**_grant_of(t, item["grant_id"])), item)
-        else:
+        if item.get("used_by") != user:  # the user's own earlier redemption committed its event with itself
             _count_failure(t, user, window)
         raise
     except (CodeNotFound, CodeRevoked, CodeNotYours):
         _count_failure(t, user, window)
         raise
-    grant = Grant(**_redeem(t, code, item, user, moment))
+    grant = Grant(**_redeem(caller, code, item, user, moment))
     metrics.add_metric(name="RedeemCodesRedeemed", unit="Count", value=1)
-    _publish_redeemed(caller, code, grant, item)
     return grant
 
 
-def _grant_of(t: str, grant_id: str) -> dict:
-    return known(dal.get_grant(t, grant_id), CodeNotFound, "no such code")
+def _redeemed_event(caller: Caller, code: str, grant: dict, reward: dict, item: dict) -> dict:
+    return events.outbox(caller, source="rewards", detail_type="code.redeemed",
+                         event_id=f"{grant['grant_id']}:redeemed", occurred_at=grant["created_at"],
+                         detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
+                                 "reward_id": grant["reward_id"], "campaign_id": item.get("campaign_id"),
+                                 "user_id": grant["user_id"], "grant_id": grant["grant_id"],
+                                 "reward_type": reward["reward_type"], "amount": _amount(reward)})
 
 
-def _publish_redeemed(caller: Caller, code: str, grant: Grant, item: dict) -> None:
-    reward = _reward(caller.scope, grant.reward_id, fresh=False)
-    events.publish(caller, source="rewards", detail_type="code.redeemed", event_id=f"{grant.grant_id}:redeemed",
-                   occurred_at=grant.created_at,
-                   detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
-                           "reward_id": grant.reward_id, "campaign_id": item.get("campaign_id"),
-                           "user_id": grant.user_id, "grant_id": grant.grant_id,
-                           "reward_type": reward["reward_type"], "amount": _amount(reward)})
-
-
-def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
-    """The transaction, retried with a fresh reward when its version moved, and on another shard when one
-    shard of a flash sale ran dry."""
-    stamp = iso(moment)
+def _redeem(caller: Caller, code: str, item: dict, user: str, moment) -> dict:
+    """The transaction (with its `code.redeemed` event), retried with a fresh reward when its version moved,
+    and on another shard when one shard of a flash sale ran dry."""
+    t, stamp = caller.scope, iso(moment)
     for attempt in range(5):
         reward = _reward(t, item["reward_id"], fresh=attempt > 0)
         limit, limited = reward.get("per_user_limit"), reward.get("total_stock") is not None
@@ -336,7 +326,7 @@ def _redeem(t: str, code: str, item: dict, user: str, moment) -> dict:
             try:
                 dal.redeem(t, code, user, stamp, grant,
                            dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued"),
-                           reward["version"], allowance)
+                           reward["version"], allowance, outbox=[_redeemed_event(caller, code, grant, reward, item)])
                 return grant
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
