@@ -21,9 +21,8 @@ from local_stack.containers import FunctionRuntime
 from local_stack.provision import Stack
 from local_stack.streams import StreamPoller, stream_delivery, stream_poller
 from local_stack.template import ACCOUNT, REGION
-from local_stack.threads import Background
+from local_stack.threads import Background, Poller
 
-IDLE_PAUSE = 0.1  # seconds between polls of an empty queue
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries
 
 
@@ -39,21 +38,12 @@ def sqs_record(message: dict, queue_arn: str) -> dict:
     }
 
 
-class QueuePoller(Background):
+class QueuePoller(Poller):
     def __init__(self, sqs, queue_url: str, queue_arn: str, deliver: Callable[[list[dict]], set[str]],
                  *, batch_size: int = 10, retry_delay: int = 1):
         super().__init__(f"poll-{queue_url.rsplit('/', 1)[1]}")
         self.sqs, self.queue_url, self.queue_arn = sqs, queue_url, queue_arn
         self.deliver, self.batch_size, self.retry_delay = deliver, batch_size, retry_delay
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                if not self.poll_once():
-                    self.stopping.wait(IDLE_PAUSE)
-            except Exception as exc:  # keep polling, as the service would
-                print(f"[local-stack] poller {self.queue_url}: {exc!r}", flush=True)
-                self.stopping.wait(1)
 
     def poll_once(self) -> int:
         # Short polls: a long poll would hold the embedded AWS's request lock while it waits.

@@ -18,9 +18,7 @@ from typing import Any
 from moto.events.models import EventPattern
 
 from local_stack.template import REGION
-from local_stack.threads import Background
-
-IDLE_PAUSE = 0.1  # seconds between reads of a stream with nothing new
+from local_stack.threads import Poller
 
 
 def lambda_record(record: dict, stream_arn: str) -> dict:
@@ -37,7 +35,7 @@ def matcher(props: dict) -> Callable[[dict], bool]:
     return lambda record: not patterns or any(p.matches_event(record) for p in patterns)
 
 
-class StreamPoller(Background):
+class StreamPoller(Poller):
     def __init__(self, streams, sqs, stream_arn: str, props: dict, deliver: Callable[[list[dict]], set[str] | None],
                  on_failure_url: str | None = None):
         super().__init__(f"stream-{stream_arn.rsplit('/', 3)[-3]}")
@@ -49,15 +47,6 @@ class StreamPoller(Background):
         self.iterators: dict[str, str | None] = {}
         self.pending: list[dict] = []  # read and matched, not yet delivered (in order)
         self.attempts = 0
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                if not self.poll_once():
-                    self.stopping.wait(IDLE_PAUSE)
-            except Exception as exc:  # keep polling, as the service would
-                print(f"[local-stack] stream poller {self.stream_arn}: {exc!r}", flush=True)
-                self.stopping.wait(1)
 
     def _read(self) -> None:
         shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
