@@ -6,6 +6,7 @@
 - EventBridge rules that target functions: the rule's target is a shadow queue in the embedded AWS (moto
   matches the pattern and delivers), polled one event at a time; a failing event is retried and then
   parked in a shadow DLQ, as Lambda's asynchronous retries would.
+- DynamoDB stream event sources (the outbox): `local_stack.streams`.
 - Schedules (`rate(...)`) invoke their function on a timer.
 """
 
@@ -18,10 +19,10 @@ from typing import Any
 
 from local_stack.containers import FunctionRuntime
 from local_stack.provision import Stack
+from local_stack.streams import StreamPoller, stream_delivery, stream_poller
 from local_stack.template import ACCOUNT, REGION
-from local_stack.threads import Background
+from local_stack.threads import Background, Poller
 
-IDLE_PAUSE = 0.1  # seconds between polls of an empty queue
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries
 
 
@@ -37,21 +38,12 @@ def sqs_record(message: dict, queue_arn: str) -> dict:
     }
 
 
-class QueuePoller(Background):
+class QueuePoller(Poller):
     def __init__(self, sqs, queue_url: str, queue_arn: str, deliver: Callable[[list[dict]], set[str]],
                  *, batch_size: int = 10, retry_delay: int = 1):
         super().__init__(f"poll-{queue_url.rsplit('/', 1)[1]}")
         self.sqs, self.queue_url, self.queue_arn = sqs, queue_url, queue_arn
         self.deliver, self.batch_size, self.retry_delay = deliver, batch_size, retry_delay
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                if not self.poll_once():
-                    self.stopping.wait(IDLE_PAUSE)
-            except Exception as exc:  # keep polling, as the service would
-                print(f"[local-stack] poller {self.queue_url}: {exc!r}", flush=True)
-                self.stopping.wait(1)
 
     def poll_once(self) -> int:
         # Short polls: a long poll would hold the embedded AWS's request lock while it waits.
@@ -138,8 +130,18 @@ def rate_seconds(expression: str) -> float | None:
     return int(match.group(1)) * unit
 
 
+def table_stream_poller(invoke: Callable[[dict], Any], name: str, props: dict, client, sqs,
+                        streams=None) -> StreamPoller:
+    """A DynamoDB event source: the table named by the stream's ARN, failures to its `OnFailure` queue."""
+    table = props["Stream"].split(":table/", 1)[1].split("/", 1)[0]
+    destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    url = sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[1])["QueueUrl"] if destination else None
+    return stream_poller(client, table, props, stream_delivery(invoke, name), url, streams=streams)
+
+
 def start_delivery(runtimes: dict[str, FunctionRuntime], stack: Stack, client, *, retry_delay: int = 1) -> list:
-    """Start a poller for every SQS event source and EventBridge rule target, and a timer per schedule."""
+    """Start a poller for every SQS and DynamoDB stream event source and EventBridge rule target, and a
+    timer per schedule."""
     sqs, events = client("sqs"), client("events")
     workers: list = []
     for runtime in runtimes.values():
@@ -160,6 +162,8 @@ def start_delivery(runtimes: dict[str, FunctionRuntime], stack: Stack, client, *
                 events.put_targets(Rule=rule_name, EventBusName=bus, Targets=[{"Id": "shadow", "Arn": arn}])
                 workers.append(QueuePoller(sqs, url, arn, async_delivery(runtime), batch_size=1,
                                            retry_delay=retry_delay))
+            elif kind == "DynamoDB":
+                workers.append(table_stream_poller(runtime.invoke, runtime.spec.logical_id, props, client, sqs))
             elif kind in ("Schedule", "ScheduleV2"):
                 seconds = rate_seconds(props.get("Schedule") or props.get("ScheduleExpression", ""))
                 if seconds and props.get("Enabled", True) and props.get("State", "ENABLED") == "ENABLED":

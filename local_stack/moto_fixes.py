@@ -6,7 +6,9 @@ EventBridge: events delivered to SQS targets lack `account` (see `_EVENT_TEMPLAT
 DynamoDB transactions: moto 5.2 backs up a transaction by deep-copying the whole table once per action, so a 100-action
 transaction copies the table 100 times: time grows with the table and a few thousand items make every
 transaction take seconds. Here a transaction backs up only the items it touches and restores them if it is
-cancelled: the same all-or-nothing outcome, at a cost independent of the table's size.
+cancelled: the same all-or-nothing outcome, at a cost independent of the table's size. moto also writes the
+actions it applied before finding a failed condition to the table's stream; a cancelled transaction's stream
+records are dropped here, as DynamoDB never streams a cancelled transaction (the outbox relies on it).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         except (KeyError, TypeError):
             continue  # a malformed key: moto refuses the transaction before writing anything
         saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+    streams = {id(t): (t.stream_shard, len(t.stream_shard.items)) for t, *_ in saved if t.stream_shard is not None}
     try:
         _original(self, transact_items)
     except Exception:
@@ -59,6 +62,8 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
                 table.delete_item(hash_key, range_key)
             if before is not None:
                 table.put_item(before.to_json()["Attributes"])
+        for shard, length in streams.values():  # a cancelled transaction leaves nothing in the stream
+            del shard.items[length:]
         raise
 
 

@@ -45,3 +45,23 @@ class ServerThread(Background):
 
     def _halt(self) -> None:
         self.server.shutdown()
+
+
+class Poller(Background):
+    """Calls `poll_once()` until stopped: pauses when it found nothing, and keeps polling after an error, as
+    an event source mapping would."""
+
+    idle_pause = 0.1  # seconds between polls that found nothing
+
+    def poll_once(self) -> int:
+        """Deliver what is waiting; answers how much it took (0: nothing)."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                if not self.poll_once():
+                    self.stopping.wait(self.idle_pause)
+            except Exception as exc:
+                print(f"[local-stack] {self._thread.name}: {exc!r}", flush=True)
+                self.stopping.wait(1)

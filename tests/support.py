@@ -60,9 +60,37 @@ def mocked_stack(stack_name: str = "test") -> Iterator[provision.Stack]:
             reset_clients()
 
 
+_publishers: dict[str, Any] = {}  # stream ARN → the outbox publisher's event source on it (one per mocked stack)
+
+
+def publish_outbox(stack: provision.Stack) -> int:
+    """Run OutboxPublisherFunction on the table's stream as its event source mapping would (template.yaml),
+    until it has nothing new or a batch failed (left for the next call); answers how many records it took."""
+    from local_stack.delivery import table_stream_poller
+    from local_stack.streams import StreamPoller
+
+    client = lambda service: boto3.client(service, region_name=REGION)  # noqa: E731
+    arn = client("dynamodb").describe_table(TableName=stack.ref("Table"))["Table"]["LatestStreamArn"]
+    if arn not in _publishers:
+        spec = spec_of("OutboxPublisherFunction", stack)
+        props = stack.resolver.resolve(spec.events["TableStream"]["Properties"])
+        # botocore's account-scoped streams endpoint is unknown to moto's in-process mock: name moto's own.
+        streams = boto3.client("dynamodbstreams", region_name=REGION,
+                               endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com")
+        _publishers[arn] = table_stream_poller(Function("OutboxPublisherFunction", stack), "OutboxPublisher", props,
+                                               client, client("sqs"), streams=streams)
+    poller: StreamPoller = _publishers[arn]
+    taken = 0
+    while count := poller.poll_once():
+        taken += count
+        if poller.attempts:
+            break
+    return taken
+
+
 def bus_tap(stack: provision.Stack, pattern: dict[str, Any]):
-    """Subscribe a queue to the stack's bus with `pattern`; returns a function that reads the events
-    delivered so far (EventBridge envelopes, bodies parsed)."""
+    """Subscribe a queue to the stack's bus with `pattern`; returns a function that publishes the outbox,
+    then reads the events delivered so far (EventBridge envelopes, bodies parsed)."""
     sqs, events = boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
     url = sqs.create_queue(QueueName="tap")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -71,6 +99,7 @@ def bus_tap(stack: provision.Stack, pattern: dict[str, Any]):
     events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
 
     def delivered() -> list[dict]:
+        publish_outbox(stack)
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"]) for m in messages]
 
@@ -93,15 +122,20 @@ def spec_of(logical_id: str, stack: provision.Stack) -> FunctionSpec:
 
 
 class Function:
-    """A function of the template, imported fresh (a cold container), invoked with a Lambda context."""
+    """A function of the template, imported fresh (a cold container), invoked with a Lambda context. With
+    `publishes`, the outbox is published after each invocation, as the table's stream would shortly after."""
 
-    def __init__(self, logical_id: str, stack: provision.Stack):
-        self.spec = spec_of(logical_id, stack)
+    def __init__(self, logical_id: str, stack: provision.Stack, *, publishes: bool = False):
+        self.spec, self.stack, self.publishes = spec_of(logical_id, stack), stack, publishes
         self.module = load_module(self.spec)
 
     def __call__(self, event: dict, context: LambdaContext | None = None) -> Any:
         handler = getattr(self.module, self.spec.handler.rsplit(".", 1)[1])
-        return handler(event, context or LambdaContext(self.spec))
+        try:
+            return handler(event, context or LambdaContext(self.spec))
+        finally:
+            if self.publishes:
+                publish_outbox(self.stack)
 
 
 class RunningOutContext(LambdaContext):

@@ -31,7 +31,7 @@ COUPON = {"name": "Coupon 5", "reward_type": "COUPON", "content": {"discount_typ
 def fns(stack):
     names = ("CampaignsApi", "RewardsApi", "RedeemApi", "TrackApi", "CpsApi", "TaskTrigger", "GrantWorker",
              "StatsApi", "StatsConsumer", "CodeBatchWorker", "ReservationSweeper")
-    return {name: Function(f"{name}Function", stack) for name in names}
+    return {name: Function(f"{name}Function", stack, publishes=True) for name in names}
 
 
 def call(fn, method: str, path: str, route: str, who=APP1, body=None, query=None) -> tuple[int, dict]:

@@ -344,3 +344,53 @@ def test_sigterm_stops_the_stack_and_every_process_it_started():
             process.kill()
     # Then nothing it started is left
     assert gone(*started)
+
+
+def test_a_stream_mapping_filters_retries_from_the_failed_record_then_parks_its_range():
+    from moto import mock_aws
+
+    from local_stack import moto_fixes
+    from local_stack.streams import stream_poller
+
+    moto_fixes.apply()
+    props = {"BatchSize": 10, "MaximumRetryAttempts": 1, "StartingPosition": "TRIM_HORIZON",
+             "FilterCriteria": {"Filters": [{"Pattern": json.dumps(
+                 {"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": ["OUTBOX"]}}}})}]}}
+    with mock_aws():
+        client = lambda service: boto3.client(service, region_name="us-east-1")  # noqa: E731
+        ddb, sqs = client("dynamodb"), client("sqs")
+        ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST", KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+
+        def put(pk: str, sk: str = "OUTBOX") -> dict:
+            return {"Put": {"TableName": "t", "Item": {"pk": {"S": pk}, "sk": {"S": sk}}}}
+
+        # Given outbox items a, b, c, an ordinary item, a rewrite of a, and a cancelled transaction's outbox item
+        ddb.transact_write_items(TransactItems=[put("a"), put("x", "OTHER")])
+        ddb.transact_write_items(TransactItems=[put("b"), put("c")])
+        ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "OUTBOX"}})
+        with pytest.raises(ClientError):
+            ddb.transact_write_items(TransactItems=[put("d"), {"ConditionCheck": {
+                "TableName": "t", "Key": {"pk": {"S": "x"}, "sk": {"S": "OTHER"}},
+                "ConditionExpression": "attribute_not_exists(pk)"}}])
+        seen: list[list[str]] = []
+
+        def deliver(records: list[dict]) -> set[str]:  # b fails every time
+            seen.append([r["dynamodb"]["Keys"]["pk"]["S"] for r in records])
+            return {r["dynamodb"]["SequenceNumber"] for r in records if r["dynamodb"]["Keys"]["pk"]["S"] == "b"}
+
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1",
+                               endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com")
+        poller = stream_poller(client, "t", props, deliver, dlq, streams=streams)
+        while poller.poll_once():
+            pass
+        # Then only new outbox items are delivered, a failure is retried from the failed record, and after the
+        # retries the rest of the batch goes to the on-failure queue (as a range) while the shard moves on
+        assert seen == [["a", "b", "c"], ["b", "c"]]
+        (parked,) = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=dlq)["Messages"]]
+        assert parked["DDBStreamBatchInfo"]["batchSize"] == 2
+        assert parked["requestContext"]["approximateInvokeCount"] == 2

@@ -217,6 +217,8 @@ def dead_letter_queues() -> set[str]:
         failure = props(fn).get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
         if failure:
             found.add(failure["Destination"]["Fn::GetAtt"][0])
+    for _, _, event in events_of("DynamoDB"):  # a stream mapping's records given up on
+        found.add(event["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0])
     for _, _, event in events_of("EventBridgeRule") + events_of("Schedule"):
         found.add(event["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
     for rule in resources(TEMPLATE_DICT, "AWS::Events::Rule"):
@@ -331,3 +333,29 @@ def test_resource_arns_are_narrow_and_cps_pull_credentials_are_a_secret():
 def test_the_bus_keeps_an_archive_for_replays():
     (archive,) = resources(TEMPLATE_DICT, "AWS::Events::Archive").values()
     assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+
+
+def test_the_outbox_streams_new_outbox_items_to_a_publisher_that_keeps_its_failures():
+    from marketing.core import events
+
+    assert props("Table")["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    ((fn, _, stream),) = events_of("DynamoDB")
+    assert fn == "OutboxPublisherFunction" and stream["Stream"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    # Only new outbox items, by the key the code writes: no other write, TTL deletion or rewrite invokes it
+    (pattern,) = [json.loads(f["Pattern"]) for f in stream["FilterCriteria"]["Filters"]]
+    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [events.OUTBOX_SK]}}}}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and stream["BisectBatchOnFunctionError"]
+    assert 0 < stream["MaximumRetryAttempts"] <= 10 and stream["MaximumRecordAgeInSeconds"] <= 86400
+    dlq = stream["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    assert alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [dlq, "QueueName"]})
+    assert alarm_on("AWS/Lambda", "IteratorAge", {"Ref": fn})
+    # Least privilege: the publisher puts events and parks failures; it writes nothing to the table (no loop)
+    statements = [s for p in props(fn)["Policies"] for s in p["Statement"]]
+    assert sorted((s["Action"], json.dumps(s["Resource"])) for s in statements) == [
+        ("events:PutEvents", json.dumps({"Fn::GetAtt": ["EventBus", "Arn"]})),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": [dlq, "Arn"]}))]
+
+
+def test_only_the_publisher_and_the_trigger_route_put_events_directly():
+    putting = {fn for fn in FUNCTIONS if "events:PutEvents" in json.dumps(props(fn).get("Policies", []))}
+    assert putting == {"OutboxPublisherFunction", "CampaignsApiFunction"}  # task.triggered follows no write

@@ -439,7 +439,8 @@ def user_progress(scope: str, user_id: str) -> dict[str, dict]:
 _COMPARE = {">=": ">=", ">": ">", "==": "="}
 
 
-def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, seen_completions: int) -> None:
+def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, seen_completions: int,
+             outbox: list[dict]) -> None:
     """Complete the task for the user in `log['period']`, in one transaction:
 
     - the progress item: only if its period is this one, its progress meets the condition, the period is not
@@ -447,7 +448,8 @@ def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, see
       unique-user count are exact under races);
     - the completion log (new id, never overwritten);
     - one of the task's stats shards: one more completion, and one more unique user on the user's first
-      completion.
+      completion;
+    - its `task.completed` event (`outbox`).
     Raises ConditionFailed with the progress item as DynamoDB saw it when another completion won."""
     seen = ("attribute_not_exists(completions)" if seen_completions == 0 else "completions = :seen")
     values: dict[str, Any] = {":p": log["period"], ":v": target, ":one": 1, ":cid": log["completion_id"],
@@ -467,6 +469,7 @@ def complete(scope: str, log: dict[str, Any], *, operator: str, target: int, see
                     "UpdateExpression": "SET task_id = :t ADD total_completions :one, unique_users :first",
                     "ExpressionAttributeValues": {":t": log["task_id"], ":one": 1,
                                                   ":first": 1 if seen_completions == 0 else 0}}},
+        *outbox,
     ])
 
 

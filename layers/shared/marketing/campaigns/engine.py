@@ -3,9 +3,9 @@
 Exactly once per period per user, with no read-then-write: progress moves by one conditional update in a
 transaction with the event's marker item (a repeat finds its marker and is refused by DynamoDB, and the
 progress item stays the same size however many events it counts), and the completion is one transaction
-conditional on the period not being complete and on the completion count the engine saw. A crash between the steps is
-repaired by the event's redelivery: a repeat whose progress already meets the condition completes it, and a
-repeat of the completing event publishes `task.completed` again (the grant pipeline is idempotent on it).
+conditional on the period not being complete and on the completion count the engine saw, with its
+`task.completed` event (an outbox item). A crash between the steps is repaired by the event's redelivery: a
+repeat whose progress already meets the condition completes it.
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ def _service_caller(event: TaskEvent) -> Caller:
                   roles=frozenset({Role.SERVICE}))
 
 
-def _publish_completed(event: TaskEvent, log: dict[str, Any]) -> None:
-    events.publish(_service_caller(event), source="campaigns", detail_type="task.completed",
-                   event_id=log["completion_id"], occurred_at=log["completed_at"],
-                   detail={k: log[k] for k in ("task_id", "campaign_id", "user_id", "period", "completion_id")})
+def _completed_event(event: TaskEvent, log: dict[str, Any]) -> dict:
+    """`task.completed`, committed with the completion: a repeated event finds it sent already."""
+    return events.outbox(_service_caller(event), source="campaigns", detail_type="task.completed",
+                         event_id=log["completion_id"], occurred_at=log["completed_at"],
+                         detail={k: log[k] for k in ("task_id", "campaign_id", "user_id", "period", "completion_id")})
 
 
 def handle(event: TaskEvent) -> list[tuple[str, str]]:
@@ -146,8 +147,6 @@ def advance(event: TaskEvent, task: dict, campaign_id: str, user: str) -> str:
         if old["period_key"] > key:
             return "STALE"  # the user's progress moved on to a later period
         if old["period_key"] == key and old.get("completed_period") == key:
-            if old.get("completed_by") == event.event_id:
-                _resume(event, task_id, old["completion_id"])
             return "DUPLICATE" if repeat else "ALREADY_COMPLETE"
         if limit is not None and old.get("completions", 0) >= limit:
             return "LIMIT_REACHED"
@@ -187,19 +186,11 @@ def _complete_if_reached(event: TaskEvent, task: dict, campaign_id: str, user: s
                "completed_at": iso(now()), "occurred_at": iso(event.occurred_at), **_contact(event, user)}
         try:
             dal.complete(event.scope, log, operator=condition["operator"], target=condition["value"],
-                         seen_completions=seen)
+                         seen_completions=seen, outbox=[_completed_event(event, log)])
         except dal.ConditionFailed as lost:
             item = lost.item or dal.get_progress(event.scope, task["task_id"], user)
             continue
         metrics.add_metric(name="TasksCompleted", unit="Count", value=1)
         logger.info("task completed", extra={"task_id": task["task_id"], "user_id": user, "period": key})
-        _publish_completed(event, log)
         return "COMPLETED"
     raise RuntimeError(f"completion of task {task['task_id']} for {user} kept racing; the event will be retried")
-
-
-def _resume(event: TaskEvent, task_id: str, completion_id: str) -> None:
-    """The completing event came again: its `task.completed` may never have left, so send it again."""
-    log = dal.get_log(event.scope, task_id, completion_id)
-    if log:
-        _publish_completed(event, log)

@@ -84,8 +84,6 @@ class _Pipeline:
 
     def run(self, grant: dict) -> dict:
         if grant["status"] in FINAL:
-            if grant["status"] == "DISTRIBUTED":
-                self._publish(grant)  # a repeat sends again an event a failed attempt may have lost
             if grant["status"] == "FAILED":  # a crash between FAILED and giving the slots back: finish it
                 self.reward = self._settings()
                 self._release_frequencies()
@@ -220,16 +218,17 @@ class _Pipeline:
         except ReservationClosed:
             return self._fail(grant, "the reservation expired before the reward was delivered")
         grant = rewards.transition_grant(self.caller, self.grant_id, to="DISTRIBUTED",  # details are replaced
-                                         details={**(grant.get("details") or {}), "attempts": self.attempt})
+                                         details={**(grant.get("details") or {}), "attempts": self.attempt},
+                                         outbox=[self._granted_event()])
         metrics.add_metric(name="RewardDistributionDuration", unit="Milliseconds",
                            value=(time.perf_counter() - started) * 1000)
         metrics.add_metric(name="RewardsDistributed", unit="Count", value=1)
-        self._publish(grant)
         return grant
 
-    def _publish(self, grant: dict) -> None:
-        publish_granted(self.caller, [{**grant, "task_id": self.log["task_id"],
-                                       "campaign_id": self.log["campaign_id"]}])
+    def _granted_event(self) -> dict:
+        """`reward.granted`, committed with the grant's move to DISTRIBUTED."""
+        return events.outbox(self.caller, source="campaigns", detail_type="reward.granted", event_id=self.grant_id,
+                             detail=granted_detail({**self.log, "grant_id": self.grant_id, "status": "DISTRIBUTED"}))
 
     def _fail(self, grant: dict, reason: str) -> dict:
         """FAILED with a reason; a held reservation goes back to stock first (cancel is safe to repeat), the
@@ -263,12 +262,16 @@ def issues_codes(reward: dict) -> bool:
     return reward["reward_type"] == "REDEEM_CODE" or reward.get("generator", {}).get("type") == "redeem_code"
 
 
+def granted_detail(grant: dict) -> dict:
+    return {"grant_id": grant["grant_id"], "reward_id": grant["reward_id"], "task_id": grant.get("task_id"),
+            "campaign_id": grant.get("campaign_id"), "user_id": grant["user_id"], "status": grant["status"]}
+
+
 def publish_granted(caller: Caller, grants: list[dict]) -> None:
-    """`reward.granted` for each distributed grant, as the pipeline publishes it (ten events a request)."""
-    events.publish_many(caller, source="campaigns", detail_type="reward.granted", entries=[
-        (g["grant_id"], {"grant_id": g["grant_id"], "reward_id": g["reward_id"], "task_id": g.get("task_id"),
-                         "campaign_id": g.get("campaign_id"), "user_id": g["user_id"], "status": g["status"]})
-        for g in grants])
+    """`reward.granted` for each grant a batch issued in bulk (ten events a request). A bulk issue commits no
+    outbox item (its transactions are full of grants): a redelivered chunk publishes again instead."""
+    events.publish_many(caller, source="campaigns", detail_type="reward.granted",
+                        entries=[(g["grant_id"], granted_detail(g)) for g in grants])
 
 
 class _NoRecipient(Exception):

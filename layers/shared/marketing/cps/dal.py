@@ -124,24 +124,24 @@ def register(scope: str, profile: dict[str, Any]) -> None:
         raise
 
 
-def set_status(scope: str, user_id: str, status: str, reason: str, at: str) -> tuple[dict, bool]:
-    """Freeze or unfreeze, only if that changes the status: answers (the profile, changed). Every change
-    bumps `status_version`, which names its event."""
+def set_status(scope: str, user_id: str, status: str, reason: str, at: str,
+               outbox: list[dict]) -> tuple[dict | None, bool]:
+    """Freeze or unfreeze with its events, only if that changes the status: answers (the profile, changed).
+    Every change bumps `status_version`."""
     condition = f"attribute_exists(pk) AND {_NOT_FROZEN}" if status == FROZEN else "#st = :frozen"
+    update = {"Key": {"pk": _aff_pk(scope, user_id), "sk": "PROFILE"},
+              "UpdateExpression": "SET #st = :s, status_reason = :r, status_changed_at = :at, "
+                                  "status_version = if_not_exists(status_version, :zero) + :one",
+              "ConditionExpression": condition, "ExpressionAttributeNames": {"#st": "status"},
+              "ExpressionAttributeValues": {":s": status, ":r": reason, ":at": at, ":frozen": FROZEN, ":zero": 0,
+                                            ":one": 1}}
     try:
-        answer = dynamo.table().update_item(
-            Key={"pk": _aff_pk(scope, user_id), "sk": "PROFILE"},
-            UpdateExpression="SET #st = :s, status_reason = :r, status_changed_at = :at, "
-                             "status_version = if_not_exists(status_version, :zero) + :one",
-            ConditionExpression=condition, ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues={":s": status, ":r": reason, ":at": at, ":frozen": FROZEN, ":zero": 0,
-                                       ":one": 1},
-            ReturnValues="ALL_NEW")
+        dynamo.transact_write([{"Update": update}, *outbox])
     except ClientError as exc:
-        if not dynamo.is_condition_failure(exc):
+        if dynamo.cancellation_reasons(exc)[0] != "ConditionalCheckFailed":
             raise
         return get_affiliate(scope, user_id, consistent=True), False  # unknown (None), or already so
-    return _strip(answer["Attributes"]), True
+    return get_affiliate(scope, user_id, consistent=True), True
 
 
 def statuses(scope: str, user_ids: list[str]) -> dict[str, str]:
@@ -166,9 +166,9 @@ def get_order(scope: str, platform: str, order_id: str) -> dict | None:
 
 
 def save_order(scope: str, order: dict[str, Any], expected_version: int, entries: list[dict[str, Any]],
-               statuses_read: dict[str, str] | None = None) -> None:
-    """The order at `expected_version + 1` and the ledger entries of this change: all or nothing, and
-    only if nobody saved the order since it was read (optimistic lock on `version`) and every affiliate of
+               outbox: list[dict], statuses_read: dict[str, str] | None = None) -> None:
+    """The order at `expected_version + 1`, the ledger entries and the events of this change: all or nothing,
+    and only if nobody saved the order since it was read (optimistic lock on `version`) and every affiliate of
     `statuses_read` still has the status read (a freeze racing a payment: one of them goes first)."""
     platform, order_id, version = order["platform"], order["order_id"], order["version"]
     condition = {"ConditionExpression": "attribute_not_exists(pk)"} if expected_version == 0 else {
@@ -184,7 +184,8 @@ def save_order(scope: str, order: dict[str, Any], expected_version: int, entries
             "gsi1pk": f"{_aff_pk(scope, entry['user_id'])}#CPSL#{entry['status']}", "gsi1sk": suffix,
             **{k: v for k, v in entry.items() if v is not None}},
             "ConditionExpression": "attribute_not_exists(pk)"}})
-    checks = len(statuses_read or {})
+    actions += outbox
+    checks = len(statuses_read or {})  # last, so their positions count from the end
     for user, status in (statuses_read or {}).items():
         actions.append({"ConditionCheck": {
             "Key": {"pk": _aff_pk(scope, user), "sk": "PROFILE"},
@@ -198,18 +199,6 @@ def save_order(scope: str, order: dict[str, Any], expected_version: int, entries
         if reasons[0] in stale or any(r in stale for r in reasons[len(reasons) - checks:] if checks):
             raise StaleOrder from exc
         raise
-
-
-def clear_outbox(scope: str, platform: str, order_id: str, version: int) -> None:
-    """Forget published events, unless the order moved on (its writer publishes them again: harmless)."""
-    try:
-        dynamo.table().update_item(
-            Key={"pk": _order_pk(scope, platform, order_id), "sk": "ORDER"}, UpdateExpression="REMOVE outbox",
-            ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues={":v": version})
-    except ClientError as exc:
-        if not dynamo.is_condition_failure(exc):
-            raise
 
 
 def list_entries(scope: str, user_id: str, status: str | None, limit: int,

@@ -170,19 +170,16 @@ def get_affiliate(caller: Caller, user_id: str) -> Affiliate:
 
 def set_status(caller: Caller, user_id: str, body: AffiliateStatusIn) -> Affiliate:
     """Freeze or unfreeze an affiliate. A frozen affiliate's share of orders paid while frozen is withheld,
-    and nobody can register under it. Idempotent: a repeat changes nothing and publishes the same event
-    again (same `event_id`: consumers drop it), so an event a failed attempt left unsent still goes."""
+    and nobody can register under it. The change commits with its `affiliate.frozen` / `affiliate.unfrozen`
+    event; a repeat finds the status already so and changes nothing."""
     caller.require(Role.ADMIN)
-    profile, _ = dal.set_status(caller.scope, user_id, body.status, body.reason, now_iso())
+    at, kind = now_iso(), "frozen" if body.status == dal.FROZEN else "unfrozen"
+    event = events.outbox(caller, source="cps", detail_type=f"affiliate.{kind}",
+                          event_id=f"affiliate:{user_id}:{kind}:{at}", occurred_at=at,
+                          detail={"user_id": user_id, "status": body.status, "reason": body.reason})
+    profile, _ = dal.set_status(caller.scope, user_id, body.status, body.reason, at, [event])
     if profile is None:
         raise NotFound(f"{user_id} is not an affiliate")
-    if profile.get("status_version"):
-        status = profile["status"]
-        kind = "frozen" if status == dal.FROZEN else "unfrozen"
-        events.publish(caller, source="cps", detail_type=f"affiliate.{kind}",
-                       event_id=f"affiliate:{user_id}:status:{profile['status_version']}",
-                       occurred_at=profile["status_changed_at"],
-                       detail={"user_id": user_id, "status": status, "reason": profile.get("status_reason")})
     return _affiliate(caller, profile)
 
 
@@ -315,18 +312,18 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
                                   shares_if_paid=shares, available_at=available_at,
                                   frozen=frozenset(u for u, st in statuses.items() if st == dal.FROZEN))
         if current and step.progress == old and current.get(f"via_{via}"):
-            _publish(caller, current)  # a repeat: send again whatever a failed attempt left unsent
             return Ingested(platform=platform, order_id=order.order_id, status=old.status, changed=False, entries=0)
 
         saved = _next_order(base, order, step, via=via, version=version + 1, stamp=stamp,
                             promoter=promoter, hold_days=hold_days)
         entries = [_entry(e, saved, stamp) for e in step.entries]
+        outbox = [events.outbox(caller, source="cps", **event) for event in saved.pop("outbox")]
         try:
-            dal.save_order(scope, {k: v for k, v in saved.items() if v is not None}, version, entries, statuses)
+            dal.save_order(scope, {k: v for k, v in saved.items() if v is not None}, version, entries, outbox,
+                           statuses)
         except dal.StaleOrder:
             continue  # someone saved the order since we read it: merge again on top of theirs
         metrics.add_metric(name="CpsLedgerEntries", unit="Count", value=len(entries))
-        _publish(caller, saved)
         return Ingested(platform=platform, order_id=order.order_id, status=step.progress.status, changed=True,
                         entries=len(entries))
     raise RuntimeError(f"order {platform}/{order.order_id} kept changing under us")
@@ -334,7 +331,8 @@ def ingest(caller: Caller, platform: str, order: OrderIn, *, via: str) -> Ingest
 
 def _next_order(base: dict, order: OrderIn, step: commission.Step, *, via: str, version: int, stamp: str,
                 promoter: str | None, hold_days: int) -> dict[str, Any]:
-    """The order item after `step`, with the events it owes in its outbox."""
+    """The order item after `step`, with the events it owes under `outbox` (committed as outbox items with
+    the order; events an order item of an older release still holds go with them)."""
     progress, ledger = step.progress, step.ledger
     saved = {**base, "status": progress.status.value, "paid": progress.paid, "settled": progress.settled,
              "void": progress.void, "refunded": progress.refunded,
@@ -365,17 +363,6 @@ def _entry(entry: Entry, order: dict, recorded_at: str) -> dict[str, Any]:
             "title": order.get("title", ""), "level": entry.level, "order_user_id": order.get("promoter_id"),
             "buyer_id": order.get("buyer_id"), "kind": entry.kind.value, "status": ENTRY_STATUS[entry.kind],
             "amount": entry.amount, "available_at": entry.available_at, "recorded_at": recorded_at}
-
-
-def _publish(caller: Caller, order: dict) -> None:
-    """Publish the order's outbox, then forget it. A crash between the two publishes again on the next
-    update or repeat: consumers drop duplicates by `event_id`."""
-    outbox = order.get("outbox") or []
-    for event in outbox:
-        events.publish(caller, source="cps", detail_type=event["detail_type"], event_id=event["event_id"],
-                       occurred_at=event["occurred_at"], detail=event["detail"])
-    if outbox:
-        dal.clear_outbox(caller.scope, order["platform"], order["order_id"], order["version"])
 
 
 class PullSource(BaseModel):

@@ -73,12 +73,13 @@ def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str,
 
 def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
                      reason: str | None = None, details: dict | None = None,
-                     validity: tuple[str | None, str | None] | None = None) -> dict:
+                     validity: tuple[str | None, str | None] | None = None, outbox: list[dict] | None = None) -> dict:
     """Conditional on the current status being in `expected` (default: the legal predecessors of `to`);
     raises a Conflict when illegal; a repeat of a transition that happened returns the grant unchanged.
-    `to="ROLLED_BACK"` rolls back: the stock and the user's allowance return exactly once."""
+    `to="ROLLED_BACK"` rolls back: the stock and the user's allowance return exactly once. `outbox`: events
+    (marketing.core.events.outbox) committed with the transition."""
     return service.transition_grant(caller, grant_id, to=to, expected=expected, reason=reason, details=details,
-                                    validity=validity).model_dump(mode="json")
+                                    validity=validity, outbox=outbox).model_dump(mode="json")
 
 
 def get_grant(caller: Caller, grant_id: str) -> dict | None:

@@ -467,19 +467,23 @@ def get_grant(t: str, gid: str) -> dict | None:
 
 
 def set_grant_status(t: str, gid: str, to: str, expected: set[str], now: str, reason: str | None,
-                     details: dict | None, fields: dict | None = None) -> dict:
+                     details: dict | None, fields: dict | None = None, *, outbox: list[dict] | None = None) -> dict:
     """Conditional on the current status being one of `expected` (an empty set never matches); `fields` are
-    set too (the validity a generation fixes)."""
+    set too (the validity a generation fixes); with `outbox`, the update and its events in one transaction."""
     if not expected:
         raise ConditionFailed
     expression, names, values = dynamo.update_expression(
         _present({**(fields or {}), "status": to, "updated_at": now, "reason": reason, "details": details or None}))
     allowed = {f":e{i}": status for i, status in enumerate(sorted(expected))}
+    update = {"Key": grant_key(t, gid), "UpdateExpression": expression,
+              "ExpressionAttributeNames": {**names, "#s": "status"},
+              "ExpressionAttributeValues": {**values, **allowed},
+              "ConditionExpression": f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})"}
+    if outbox:
+        transact([{"Update": update}, *outbox])
+        return get_grant(t, gid)
     try:
-        answer = dynamo.table().update_item(
-            Key=grant_key(t, gid), UpdateExpression=expression, ExpressionAttributeNames={**names, "#s": "status"},
-            ExpressionAttributeValues={**values, **allowed}, ReturnValues="ALL_NEW",
-            ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})")
+        answer = dynamo.table().update_item(**update, ReturnValues="ALL_NEW")
     except ClientError as exc:
         if dynamo.is_condition_failure(exc):
             raise ConditionFailed from exc
@@ -487,14 +491,15 @@ def set_grant_status(t: str, gid: str, to: str, expected: set[str], now: str, re
     return strip(answer["Attributes"])
 
 
-def rollback(t: str, grant: dict, now: str, returns: list[dict]) -> None:
+def rollback(t: str, grant: dict, now: str, returns: list[dict], *, outbox: list[dict]) -> None:
     """The grant → ROLLED_BACK from the status it was seen in, with the stock and allowance actions that give
-    back what it took: exactly once, as the grant's condition admits one winner."""
+    back what it took and its event: exactly once, as the grant's condition admits one winner."""
     transact([
         {"Update": {"Key": grant_key(t, grant["grant_id"]), "UpdateExpression": "SET #s = :to, updated_at = :now",
                     "ConditionExpression": "#s = :seen", "ExpressionAttributeNames": {"#s": "status"},
                     "ExpressionAttributeValues": {":to": "ROLLED_BACK", ":now": now, ":seen": grant["status"]}}},
         *returns,
+        *outbox,
     ])
 
 
@@ -676,11 +681,16 @@ def list_codes(t: str, bid: str, status: str | None, limit: int, next_token: str
     return [strip(i) for i in items], token
 
 
-def update_code(t: str, code: str, expression: str, condition: str, values: dict) -> dict:
+def update_code(t: str, code: str, expression: str, condition: str, values: dict,
+                outbox: list[dict] | None = None) -> dict:
+    """The code after a conditional update; with `outbox`, the update and its events in one transaction."""
+    update = {"Key": code_key(t, code), "UpdateExpression": expression, "ConditionExpression": condition,
+              "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}
+    if outbox:
+        transact([{"Update": update}, *outbox])
+        return get_code(t, code)
     try:
-        answer = dynamo.table().update_item(
-            Key=code_key(t, code), UpdateExpression=expression, ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+        answer = dynamo.table().update_item(**update, ReturnValues="ALL_NEW")
     except ClientError as exc:
         if dynamo.is_condition_failure(exc):
             raise ConditionFailed from exc
@@ -702,10 +712,10 @@ def _use_code(t: str, code: str, user: str, now: str, grant_id: str) -> dict:
 
 
 def redeem_issued(t: str, code: str, user: str, now: str, grant_id: str, reward_id: str, reward_version: int,
-                  shard: int, order: dict) -> None:
+                  shard: int, order: dict, *, outbox: list[dict]) -> None:
     """Redeeming a code a grant issued: that grant (which took the stock and the user's allowance) becomes USED,
     nothing is taken again. Positions: 0 code, 1 a stock shard (the reward's version moved), 2 grant
-    (DISTRIBUTED)."""
+    (DISTRIBUTED); then the events."""
     fields = _present({"status": "USED", "updated_at": now, **order})
     expression, names, values = dynamo.update_expression(fields)
     transact([
@@ -715,12 +725,14 @@ def redeem_issued(t: str, code: str, user: str, now: str, grant_id: str, reward_
                     "ConditionExpression": "#s = :distributed AND user_id = :u",
                     "ExpressionAttributeNames": {**names, "#s": "status"},
                     "ExpressionAttributeValues": {**values, ":distributed": "DISTRIBUTED", ":u": user}}},
+        *outbox,
     ])
 
 
-def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, allowance: dict | None) -> None:
+def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, allowance: dict | None, *,
+           outbox: list[dict]) -> None:
     """One transaction. Positions: 0 code, 1 stock (stock, or the reward's version moved), 2 grant,
-    3 allowance; a bundle's parts (the grant's `parts`) last."""
+    3 allowance; then the events; a bundle's parts (the grant's `parts`) last."""
     actions = [
         _use_code(t, code, user, now, grant["grant_id"]),
         stock,
@@ -728,7 +740,7 @@ def redeem(t: str, code: str, user: str, now: str, grant: dict, stock: dict, all
     ]
     if allowance:
         actions.append(allowance)
-    transact(actions + part_actions(t, grant.get("parts", []), into="issued"))
+    transact([*actions, *outbox, *part_actions(t, grant.get("parts", []), into="issued")])
 
 
 def issue_code(t: str, grant_id: str, code: dict, *, fresh: bool) -> None:

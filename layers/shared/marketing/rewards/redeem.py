@@ -9,7 +9,6 @@ BatchGetItem that reads the code and the user's recent failures together.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import random
@@ -239,16 +238,17 @@ def revoke(caller: Caller, code: str) -> CodeView:
     """An unused code becomes unusable; repeating is fine; a used code is a 409."""
     caller.require(Role.ADMIN)
     t, code = caller.scope, codes.normalize(code)
+    item = _code(t, code)  # what the event names (reward, batch, campaign) never changes on a code
+    event = events.outbox(caller, source="rewards", detail_type="code.revoked", event_id=_event_id(code, "revoked"),
+                          detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
+                                  "reward_id": item["reward_id"], "campaign_id": item.get("campaign_id")})
     try:
         item = dal.update_code(t, code, "SET #s = :revoked, revoked_at = :now", "#s = :unused",
-                               {":revoked": "REVOKED", ":now": now_iso(), ":unused": "UNUSED"})
-    except dal.ConditionFailed as exc:
+                               {":revoked": "REVOKED", ":now": now_iso(), ":unused": "UNUSED"}, outbox=[event])
+    except dal.ConditionFailed as exc:  # revoked already (its event went then), or used
         item = _code(t, code)
         if item["status"] == "USED":
             raise CodeUsed("the code was redeemed already: roll back its grant instead") from exc
-    events.publish(caller, source="rewards", detail_type="code.revoked", event_id=_event_id(code, "revoked"),
-                   detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
-                           "reward_id": item["reward_id"], "campaign_id": item.get("campaign_id")})
     batch = dal.get_batch(t, item["batch_id"]) if item.get("batch_id") else None
     return _view(item, batch)
 
@@ -310,10 +310,8 @@ def _checked(caller: Caller, body: RedeemIn) -> tuple[str, dict, datetime]:
         if item is None:
             raise CodeNotFound("no such code")
         _refuse(item, user, iso(moment))
-    except CodeUsed as used:
-        if item.get("used_by") == user and item.get("grant_id"):
-            used.own_grant = item["grant_id"]  # not a guess: this user's own earlier redemption
-        else:
+    except CodeUsed:
+        if item.get("used_by") != user:  # not a guess: the user's own redemption, its event committed with it
             _count_failure(t, user, window)
         raise
     except (CodeNotFound, CodeRevoked, CodeNotYours):
@@ -323,19 +321,9 @@ def _checked(caller: Caller, body: RedeemIn) -> tuple[str, dict, datetime]:
 
 
 def redeem(caller: Caller, body: RedeemIn) -> Grant:
-    t = caller.scope
-    try:
-        code, item, moment = _checked(caller, body)
-    except CodeUsed as used:
-        if getattr(used, "own_grant", None):
-            # This user's own earlier redemption: its event may have been lost with the answer; send it again.
-            with contextlib.suppress(RewardNotFound):
-                _publish_redeemed(caller, codes.normalize(body.code), Grant(**_grant_of(t, used.own_grant)),
-                                  dal.get_code(t, codes.normalize(body.code)) or {})
-        raise
-    grant = Grant(**_redeem(t, code, item, body.user_id, moment, body.order))
+    code, item, moment = _checked(caller, body)
+    grant = Grant(**_redeem(caller, code, item, body.user_id, moment, body.order))
     metrics.add_metric(name="RedeemCodesRedeemed", unit="Count", value=1)
-    _publish_redeemed(caller, code, grant, item)
     return grant
 
 
@@ -390,32 +378,36 @@ def _grant_of(t: str, grant_id: str) -> dict:
     return known(dal.get_grant(t, grant_id), CodeNotFound, "no such code")
 
 
-def _publish_redeemed(caller: Caller, code: str, grant: Grant, item: dict) -> None:
-    reward = _reward(caller.scope, grant.reward_id, fresh=False)
-    events.publish(caller, source="rewards", detail_type="code.redeemed", event_id=f"{grant.grant_id}:redeemed",
-                   occurred_at=grant.updated_at,
-                   detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
-                           "reward_id": grant.reward_id, "campaign_id": item.get("campaign_id"),
-                           "user_id": grant.user_id, "grant_id": grant.grant_id,
-                           "reward_type": reward["reward_type"],
-                           "amount": _amount(reward) if grant.discount_cents is None else grant.discount_cents})
+def _redeemed_event(caller: Caller, code: str, grant: dict, reward: dict, item: dict) -> dict:
+    """`code.redeemed`, committed with the redemption."""
+    amount = grant.get("discount_cents")
+    return events.outbox(caller, source="rewards", detail_type="code.redeemed",
+                         event_id=f"{grant['grant_id']}:redeemed", occurred_at=grant["updated_at"],
+                         detail={"code_suffix": codes.suffix(code), "batch_id": item.get("batch_id"),
+                                 "reward_id": grant["reward_id"], "campaign_id": item.get("campaign_id"),
+                                 "user_id": grant["user_id"], "grant_id": grant["grant_id"],
+                                 "reward_type": reward["reward_type"],
+                                 "amount": _amount(reward) if amount is None else amount})
 
 
 def _order_fields(reward: dict, order: Order | None) -> dict:
     return {"order_cents": order.amount_cents, "discount_cents": discount(reward, order)} if order else {}
 
 
-def _redeem(t: str, code: str, item: dict, user: str, moment, order: Order | None) -> dict:
-    """The transaction, retried with a fresh reward when its version moved, and on another shard when one
-    shard of a flash sale ran dry. A code a grant issued is that grant's: it becomes USED, taking nothing
-    again (one code counts once against the per-user limit and the stock)."""
-    stamp = iso(moment)
+def _redeem(caller: Caller, code: str, item: dict, user: str, moment, order: Order | None) -> dict:
+    """The transaction (with its `code.redeemed` event), retried with a fresh reward when its version moved,
+    and on another shard when one shard of a flash sale ran dry. A code a grant issued is that grant's: it
+    becomes USED, taking nothing again (one code counts once against the per-user limit and the stock)."""
+    t, stamp = caller.scope, iso(moment)
     for attempt in range(5):
         reward = _reward(t, item["reward_id"], fresh=attempt > 0)
         if item.get("issued_grant"):
             try:
+                issued = {"grant_id": item["issued_grant"], "reward_id": item["reward_id"], "user_id": user,
+                          "updated_at": stamp, **_order_fields(reward, order)}  # the grant's condition checks them
                 dal.redeem_issued(t, code, user, stamp, item["issued_grant"], item["reward_id"], reward["version"],
-                                  random.randrange(reward["shards"]), _order_fields(reward, order))
+                                  random.randrange(reward["shards"]), _order_fields(reward, order),
+                                  outbox=[_redeemed_event(caller, code, issued, reward, item)])
                 return _grant_of(t, item["issued_grant"])
             except dal.ConditionFailed as failed:
                 if failed.failed(0):
@@ -441,7 +433,7 @@ def _redeem(t: str, code: str, item: dict, user: str, moment, order: Order | Non
                 dal.redeem(t, code, user, stamp, grant,
                            dal.take_stock(t, item["reward_id"], shard, 1, limited=limited, into="issued",
                                           version=reward["version"]),
-                           allowance)
+                           allowance, outbox=[_redeemed_event(caller, code, grant, reward, item)])
                 return grant
             except dal.ConditionFailed as failed:
                 if failed.failed(0):

@@ -344,7 +344,7 @@ def create_grant(caller: Caller, *, grant_id: str, reward_id: str, user_id: str,
 
 def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[str] | None = None,
                      reason: str | None = None, details: dict | None = None,
-                     validity: tuple[str | None, str | None] | None = None) -> Grant:
+                     validity: tuple[str | None, str | None] | None = None, outbox: list[dict] | None = None) -> Grant:
     """Conditional on the current status (default: the legal predecessors of `to`); a repeat of a transition
     that happened returns the grant unchanged. ROLLED_BACK goes through the rollback (it returns stock)."""
     caller.require(*STAFF)
@@ -356,7 +356,7 @@ def transition_grant(caller: Caller, grant_id: str, *, to: str, expected: set[st
     try:
         fields = dict(zip(("valid_from", "valid_until"), validity, strict=True)) if validity else None
         return Grant(**dal.set_grant_status(caller.scope, grant_id, target, allowed, now_iso(), reason, details,
-                                            fields))
+                                            fields, outbox=outbox))
     except dal.ConditionFailed as exc:
         current = _grant(caller.scope, grant_id)
         if current["status"] == target:
@@ -403,8 +403,12 @@ def rollback(caller: Caller, grant_id: str) -> Grant:
         if grant["status"] not in GRANT_PREDECESSORS[GrantStatus.ROLLED_BACK]:
             raise IllegalTransition(f"grant {grant_id} is {grant['status']}: it cannot be rolled back")
         moment = now_iso()
+        event = events.outbox(caller, source="rewards", detail_type="grant.rolled_back",
+                              event_id=f"{grant_id}:rolled_back", occurred_at=moment,
+                              detail={"grant_id": grant_id, "reward_id": grant["reward_id"],
+                                      "user_id": grant["user_id"], "campaign_id": grant.get("campaign_id")})
         try:
-            dal.rollback(t, grant, moment, _rollback_returns(t, grant, moment))
+            dal.rollback(t, grant, moment, _rollback_returns(t, grant, moment), outbox=[event])
             metrics.add_metric(name="GrantsRolledBack", unit="Count", value=1)
             grant = {**grant, "status": GrantStatus.ROLLED_BACK, "updated_at": moment}  # what the write set
             break
@@ -412,12 +416,7 @@ def rollback(caller: Caller, grant_id: str) -> Grant:
             continue  # its status or its reservation moved: look again
     else:
         raise Conflict("the grant is changing too fast; try again", code="GRANT_BUSY")
-    grant = Grant(**grant)
-    events.publish(caller, source="rewards", detail_type="grant.rolled_back", event_id=f"{grant_id}:rolled_back",
-                   occurred_at=grant.updated_at,
-                   detail={"grant_id": grant_id, "reward_id": grant.reward_id, "user_id": grant.user_id,
-                           "campaign_id": grant.campaign_id})
-    return grant
+    return Grant(**grant)
 
 
 def get_grant(caller: Caller, grant_id: str) -> Grant:

@@ -88,8 +88,9 @@ def _arrival_sk(record: dict[str, Any], once: bool) -> str:
     return head + ("ONCE" if once else f"{record['created_at']}#{record['id']}")
 
 
-def put_arrival(scope: str, record: dict[str, Any], *, once: bool) -> None:
-    """The arrival and its referrer's counter move together; a once-per-user arrival only if none exists."""
+def put_arrival(scope: str, record: dict[str, Any], *, once: bool, outbox: list[dict]) -> None:
+    """The arrival, its referrer's counter and its events (`outbox`) move together; a once-per-user arrival
+    only if none exists."""
     item = {
         "pk": _user_pk(scope, record["user_id"]),
         "sk": _arrival_sk(record, once),
@@ -107,6 +108,7 @@ def put_arrival(scope: str, record: dict[str, Any], *, once: bool) -> None:
                         "UpdateExpression": "ADD #n :one",
                         "ExpressionAttributeNames": {"#n": f"n_{record['track_type']}"},
                         "ExpressionAttributeValues": {":one": 1}}},
+            *outbox,
         ])
     except ClientError as exc:
         if dynamo.cancellation_reasons(exc)[0] == "ConditionalCheckFailed":

@@ -108,7 +108,7 @@ def _referrer_of(caller: Caller, body: TrackIn) -> tuple[str, str | None]:
 
 def record_arrival(caller: Caller, body: TrackIn) -> tuple[Track, bool]:
     """Record that `user_id` arrived through a referrer. Answers (record, created). A once-per-user type
-    (new user) keeps its first attribution: a repeat returns the original record, and its event again."""
+    (new user) keeps its first attribution: a repeat returns the original record."""
     caller.require_user_access(body.user_id)
     ratelimit.charge(caller, ratelimit.TRACKS)
     kind = _track_type(caller, body.track_type)
@@ -117,16 +117,15 @@ def record_arrival(caller: Caller, body: TrackIn) -> tuple[Track, bool]:
         raise InvalidInput("referrer", "a user cannot refer themselves")
     record = {"id": new_id(), "user_id": body.user_id, "track_type": body.track_type, "referrer": referrer,
               "promcode": promcode, "created_at": now_iso()}
-    created = True
-    try:
-        dal.put_arrival(caller.scope, record, once=kind.once_per_user)
-        metrics.add_metric(name="TracksRecorded", unit="Count", value=1)
-    except dal.AlreadyRecorded:
-        record, created = dal.get_once_arrival(caller.scope, body.user_id, body.track_type), False
     track = Track(**record)
-    events.publish(caller, source="tracking", detail_type=f"track.{kind.name}", event_id=track.id,
-                   occurred_at=track.created_at, detail=track.model_dump())
-    return track, created
+    event = events.outbox(caller, source="tracking", detail_type=f"track.{kind.name}", event_id=track.id,
+                          occurred_at=track.created_at, detail=track.model_dump())
+    try:
+        dal.put_arrival(caller.scope, record, once=kind.once_per_user, outbox=[event])
+        metrics.add_metric(name="TracksRecorded", unit="Count", value=1)
+    except dal.AlreadyRecorded:  # the first attribution committed its event with itself
+        return Track(**dal.get_once_arrival(caller.scope, body.user_id, body.track_type)), False
+    return track, True
 
 
 def list_tracks(caller: Caller, referrer: str, track_type: int | None, limit: int,
