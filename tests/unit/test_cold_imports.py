@@ -47,6 +47,7 @@ NEEDS = {
     "StatsIntakeFunction": {"stats", "ratelimit"},
     "StatsConsumerFunction": {"stats", "ratelimit"},
     "StatsApiFunction": {"stats", "ratelimit"},
+    "OutboxPublisherFunction": set(),  # puts stored entries on the bus: no capability
 }
 
 PROBE = """
