@@ -21,7 +21,7 @@ COUPON_CODE = {"name": "10% off", "reward_type": "COUPON", "per_user_limit": 1, 
 
 @pytest.fixture
 def campaigns(stack):
-    return Function("CampaignsApiFunction", stack), Function("TaskTriggerFunction", stack), \
+    return Function("CampaignsApiFunction", stack), Function("TaskTriggerFunction", stack, publishes=True), \
         Function("GrantWorkerFunction", stack)
 
 

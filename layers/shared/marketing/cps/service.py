@@ -213,7 +213,7 @@ def _reverse_order_share(scope: str, platform: str, order_id: str, user_id: str)
                  "updated_at": stamp}
         try:
             dal.save_order(scope, saved, current["version"], [_entry(e, saved, stamp) for e in entries],
-                           {user_id: dal.FROZEN})
+                           outbox=[], statuses_read={user_id: dal.FROZEN})
         except dal.StaleOrder:
             continue
         return -sum(e.amount for e in entries)
