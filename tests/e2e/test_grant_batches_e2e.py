@@ -24,6 +24,7 @@ def grants_of(api, reward_id: str) -> list[dict]:
     while True:
         page = api.get("/v1/reward-grants", params={"reward_id": reward_id, "limit": 100,
                                                      **({"next_token": token} if token else {})}).json()
+        assert "items" in page, page
         items += page["items"]
         if not (token := page.get("next_token")):
             return items

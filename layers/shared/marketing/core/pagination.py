@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import os
+import zlib
 from contextvars import ContextVar
 from functools import cache
 from typing import Any
@@ -221,7 +222,8 @@ def _merge_round(table, partitions: list[dict[str, str]], started: list[dict[str
 
 
 def _encode_cursors(cursors: list[dict[str, Any] | None], *, query: str, partition: dict[str, str]) -> str:
-    key = _b64(json.dumps(cursors, separators=(",", ":"), sort_keys=True, default=str).encode())
+    # Compressed: 16 cursors of full keys repeat their prefixes, and a token must fit a query string
+    key = _b64(zlib.compress(json.dumps(cursors, separators=(",", ":"), sort_keys=True, default=str).encode(), 9))
     return f"{key}.{_mac(query, partition, key)}"
 
 
@@ -233,4 +235,4 @@ def _decode_cursors(token: str | None, *, query: str, partition: dict[str, str],
     key, _, mac = token.partition(".")
     if not hmac.compare_digest(mac.encode("utf-8", "replace"), _mac(query, partition, key).encode()):
         raise BadRequest("next_token does not belong to this query", details=[{"field": "next_token"}])
-    return json.loads(_unb64(key))  # signed by us: our own JSON
+    return json.loads(zlib.decompress(_unb64(key)))  # signed by us (checked first): our own compressed JSON
