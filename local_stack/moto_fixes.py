@@ -1,4 +1,4 @@
-"""Two fixes for moto 5.2, applied wherever moto runs here: by `local_stack.aws` (the embedded AWS) and
+"""Three fixes for moto 5.2, applied wherever moto runs here: by `local_stack.aws` (the embedded AWS) and
 `local_stack.provision` (the tests' and benches' in-process moto), not by the containers, which never run moto.
 
 EventBridge: events delivered to SQS targets lack `account` (see `_EVENT_TEMPLATE_WITH_ACCOUNT`).
@@ -9,6 +9,11 @@ transaction take seconds. Here a transaction backs up only the items it touches 
 cancelled: the same all-or-nothing outcome, at a cost independent of the table's size. moto also writes the
 actions it applied before finding a failed condition to the table's stream; a cancelled transaction's stream
 records are dropped here, as DynamoDB never streams a cancelled transaction (the outbox relies on it).
+
+DynamoDB queries on the table's own key: moto 5.2 lists and sorts every item of the table to find one
+partition's, so each query costs the whole table. Here such a query sees only its partition's items: the same
+answer, at a cost of that partition (sharded listings and the sweeper send many queries; a long local stack
+session holds many items).
 """
 
 from __future__ import annotations
@@ -67,6 +72,31 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         raise
 
 
+_original_query = Table.query
+
+
+class _OnePartition:
+    """A table as moto's base-table query sees it: `all_items()` is the queried partition's items only. A view,
+    not a change to the table: concurrent queries (in-process moto in threaded tests) never see each other's."""
+
+    def __init__(self, table: Table, items: list) -> None:
+        self._table, self._items = table, items
+
+    def all_items(self) -> list:
+        return self._items
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    if index_name or self.range_key_attr is None or hash_key is None:
+        return _original_query(self, hash_key, *args, **kwargs)
+    partition = list(self.items.get(hash_key, {}).values())  # .get: never adds the key to moto's defaultdict
+    return _original_query(_OnePartition(self, partition), hash_key, *args, **kwargs)
+
+
 # moto's default input template for EventBridge targets drops `account`, which AWS always sends (and which
 # Powertools' EventBridgeModel requires).
 _EVENT_TEMPLATE_WITH_ACCOUNT = ('{"id": "<id>", "time": <time>, "version": "0", "detail-type": "<detail-type>", '
@@ -79,3 +109,4 @@ def apply() -> None:
     if DynamoDBBackend.transact_write_items is not transact_write_items:
         models.copy = _CopyWithoutTableBackup()  # type: ignore[assignment]
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+        Table.query = query  # type: ignore[method-assign]

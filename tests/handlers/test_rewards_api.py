@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
+import zlib
 
 import boto3
 import pytest
@@ -268,11 +270,14 @@ def test_sample_events_run(rewards_api):
 
 
 def _shown(token: str | None) -> str:
-    """What a page token lets its holder read: its signed key, decoded."""
+    """What a page token lets its holder read: its signed key, decoded (and decompressed: a merged page's)."""
     if token is None:
         return ""
     key = token.partition(".")[0]
-    return base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)).decode()
+    raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    with contextlib.suppress(zlib.error):
+        raw = zlib.decompress(raw)
+    return raw.decode()
 
 
 def test_a_users_own_listing_never_walks_or_names_another_users_items(rewards_api):
