@@ -10,10 +10,10 @@ cancelled: the same all-or-nothing outcome, at a cost independent of the table's
 actions it applied before finding a failed condition to the table's stream; a cancelled transaction's stream
 records are dropped here, as DynamoDB never streams a cancelled transaction (the outbox relies on it).
 
-DynamoDB queries on the table's own key: moto 5.2 lists and sorts every item of the table to find one
-partition's, so each query costs the whole table. Here such a query sees only its partition's items: the same
-answer, at a cost of that partition (sharded listings and the sweeper send many queries; a long local stack
-session holds many items).
+DynamoDB queries: moto 5.2 lists and sorts every item of the table for each query, to find one partition's.
+Here a query on the table's key sees only its partition's items, and an index query the table's items
+unsorted (it sorts what matches itself): the same answers, without sorting the whole table per query
+(sharded listings and the sweeper send many queries; a long local stack session holds many items).
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
 _original_query = Table.query
 
 
-class _OnePartition:
-    """A table as moto's base-table query sees it: `all_items()` is the queried partition's items only. A view,
-    not a change to the table: concurrent queries (in-process moto in threaded tests) never see each other's."""
+class _QueryView:
+    """A table as moto's query sees it, with `all_items()` the items given. A view, not a change to the table:
+    concurrent queries (in-process moto in threaded tests) never see each other's."""
 
     def __init__(self, table: Table, items: list) -> None:
         self._table, self._items = table, items
@@ -91,10 +91,15 @@ class _OnePartition:
 
 def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-    if index_name or self.range_key_attr is None or hash_key is None:
+    if self.range_key_attr is None:
         return _original_query(self, hash_key, *args, **kwargs)
-    partition = list(self.items.get(hash_key, {}).values())  # .get: never adds the key to moto's defaultdict
-    return _original_query(_OnePartition(self, partition), hash_key, *args, **kwargs)
+    if index_name:
+        items = [item for partition in self.items.values() for item in partition.values()]
+    elif hash_key is not None:
+        items = list(self.items.get(hash_key, {}).values())  # .get: never adds the key to moto's defaultdict
+    else:
+        return _original_query(self, hash_key, *args, **kwargs)
+    return _original_query(_QueryView(self, items), hash_key, *args, **kwargs)
 
 
 # moto's default input template for EventBridge targets drops `account`, which AWS always sends (and which
