@@ -150,8 +150,8 @@ def test_flash_sale_stock_accounts_exactly(local_stack, tenant):
     stock = ok(ops.get(f"/v1/rewards/{reward['reward_id']}"))["stock"]
     assert (stock["available"], stock["reserved"], stock["issued"]) == (4, 2, 4)
     time.sleep(61)
-    swept = ok(local_stack.anonymous().post("/_local/invoke/ReservationSweeperFunction", {}))
-    assert swept["expired"] >= 2
+    # (the stack's own every-minute schedule may sweep first: this invocation makes sure, whichever does it)
+    ok(local_stack.anonymous().post("/_local/invoke/ReservationSweeperFunction", {}))
     # Then the sweeper expired the two, and the stock accounts for every unit
     listed = ok(ops.get("/v1/inventory/reservations", params={"reward_id": reward["reward_id"], "limit": 100}))
     assert sorted(r["status"] for r in listed["items"]) == ["CANCELLED"] * 3 + ["CONFIRMED"] * 4 + ["EXPIRED"] * 2
